@@ -1,0 +1,161 @@
+# vireo — one entry point. `make help` lists the targets.
+#
+# The Makefile drives g++ directly: every .cpp under a folder is part of that
+# folder's library, so adding a file needs no edit here.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+
+CXX      ?= g++
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++23 -Wall -Wextra -Werror -Wno-missing-field-initializers \
+            -I. -Iinclude -I$(BUILD)/gen -MMD -MP -pthread
+LDFLAGS  += -pthread
+# Debian package for each library: see `setup` below and the README.
+VMM_LIBS  := -lfmt -luring -lbpf -lelf -lz -llzma -lseccomp
+AGENT_LIBS := -ltbb
+
+# Packages a fresh Debian 12 needs (build, tests, demo, benchmarks).
+DEB_PACKAGES := build-essential g++ make clang llvm lld libclang-rt-14-dev \
+    linux-libc-dev libbpf-dev bpftool libelf-dev zlib1g-dev liblzma-dev \
+    liburing-dev libtbb-dev libgtest-dev libgmock-dev libbenchmark-dev \
+    nlohmann-json3-dev libcli11-dev libfmt-dev libseccomp-dev libcpp-httplib-dev \
+    qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils fio \
+    procps util-linux curl python3 clang-format
+
+VMM_SRCS   := $(shell find vmm -name '*.cpp' ! -name main.cpp 2>/dev/null | sort)
+BPF_SRCS   := $(shell find bpf -name '*.cpp' 2>/dev/null | sort)
+BPF_PROGS  := $(shell find bpf -name '*.bpf.c' 2>/dev/null | sort)
+AGENT_SRCS := $(shell find agent -name '*.cpp' 2>/dev/null | sort)
+UNIT_SRCS  := $(shell find tests/unit -name '*.cpp' 2>/dev/null | sort)
+KVM_SRCS   := $(shell find tests/kvm -name '*.cpp' 2>/dev/null | sort)
+BENCH_SRCS := $(shell find tests/bench -name '*.cpp' 2>/dev/null | sort)
+FUZZ_SRCS  := $(shell find tests/fuzz -maxdepth 1 -name '*.cpp' 2>/dev/null | sort)
+GUEST_SRCS := $(shell find tests/guests/testguest -name '*.c' -o -name '*.S' 2>/dev/null | sort)
+TOOL_SRCS  := $(shell find tools -maxdepth 1 -name '*.cpp' 2>/dev/null | sort)
+
+obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
+VMM_OBJS   := $(call obj,$(VMM_SRCS))
+BPF_OBJS   := $(call obj,$(BPF_SRCS))
+AGENT_OBJS := $(call obj,$(AGENT_SRCS))
+BPF_SKELS  := $(patsubst bpf/%.bpf.c,$(BUILD)/gen/bpf/%.skel.h,$(BPF_PROGS))
+TOOLS      := $(patsubst tools/%.cpp,$(BUILD)/%,$(TOOL_SRCS))
+
+.PHONY: all setup test test-unit test-kvm test-qemu bench fuzz asan demo format clean install help
+all: $(BUILD)/vireo $(BUILD)/testguest $(TOOLS)
+
+help:
+	@echo "make setup      install every Debian package vireo needs (apt-get, idempotent)"
+	@echo "make            build $(BUILD)/vireo, $(BUILD)/testguest and the tools"
+	@echo "make test       unit, /dev/kvm and QEMU-harness tests (each skips with a reason where it cannot run)"
+	@echo "make test-unit | test-kvm | test-qemu   one layer of the tests"
+	@echo "make asan       unit tests under ASan+UBSan"
+	@echo "make fuzz       each libFuzzer target for FUZZ_SECONDS (default 20)"
+	@echo "make bench      benchmarks -> $(BUILD)/bench/results.jsonl"
+	@echo "make demo       build a guest image from Debian's kernel and boot it"
+	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
+
+setup:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "setup: all $(words $(DEB_PACKAGES)) packages present"; fi
+
+# ---------------------------------------------------------------- libraries
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/libvmm.a: $(VMM_OBJS) $(BPF_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libagent.a: $(AGENT_OBJS)
+	@rm -f $@; ar rcs $@ $^ $(if $(AGENT_OBJS),,/dev/null 2>/dev/null || true)
+
+# BPF objects need their skeletons before they compile.
+$(BPF_OBJS): $(BPF_SKELS)
+
+$(BUILD)/gen/vmlinux.h:
+	@mkdir -p $(dir $@)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/gen/vmlinux.h $(wildcard bpf/*.h include/vireo/*.h)
+	@mkdir -p $(dir $@)
+	clang -g -O2 -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/gen -Iinclude -Ibpf -c $< -o $@
+
+$(BUILD)/gen/bpf/%.skel.h: $(BUILD)/gen/bpf/%.bpf.o
+	bpftool gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+# ---------------------------------------------------------------- programs
+$(BUILD)/vireo: $(BUILD)/obj/vmm/main.o $(BUILD)/libvmm.a $(if $(AGENT_OBJS),$(BUILD)/libagent.a)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(VMM_LIBS) $(if $(AGENT_OBJS),$(AGENT_LIBS))
+
+$(BUILD)/%: $(BUILD)/obj/tools/%.o $(BUILD)/libvmm.a
+	$(CXX) $(LDFLAGS) -o $@ $^ $(VMM_LIBS)
+
+# The test guest: freestanding, no libc, no ring-0 code (include/vireo/testguest_abi.h).
+GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-stack-protector \
+    -fno-pic -fno-pie -mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables \
+    -mcmodel=small -Iinclude -Itests/guests/testguest
+$(BUILD)/testguest: $(GUEST_SRCS) tests/guests/testguest/testguest.ld $(wildcard tests/guests/testguest/*.h include/vireo/*.h)
+	@mkdir -p $(dir $@)
+	gcc $(GUEST_CFLAGS) -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack \
+	    -Wl,-T,tests/guests/testguest/testguest.ld -o $@ $(GUEST_SRCS)
+
+# ---------------------------------------------------------------- tests
+$(BUILD)/unit_tests: $(call obj,$(UNIT_SRCS)) $(BUILD)/libvmm.a $(if $(AGENT_OBJS),$(BUILD)/libagent.a)
+	$(CXX) $(LDFLAGS) -o $@ $^ -lgtest -lgmock -lgtest_main $(VMM_LIBS) $(AGENT_LIBS)
+
+$(BUILD)/kvm_tests: $(call obj,$(KVM_SRCS)) $(BUILD)/libvmm.a
+	$(CXX) $(LDFLAGS) -o $@ $^ -lgtest -lgtest_main $(VMM_LIBS)
+
+test: all $(BUILD)/unit_tests $(BUILD)/kvm_tests
+	@tests/run-tests unit kvm qemu
+
+test-unit: $(BUILD)/unit_tests
+	@tests/run-tests unit
+test-kvm: all $(BUILD)/kvm_tests
+	@tests/run-tests kvm
+test-qemu: all
+	@tests/run-tests qemu
+
+# Sanitizer build of the unit tests: its own tree so flags never mix.
+asan:
+	$(MAKE) BUILD=$(BUILD)/asan CXXFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    LDFLAGS="-fsanitize=address,undefined" $(BUILD)/asan/unit_tests
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 BUILD=$(BUILD)/asan tests/run-tests unit
+
+# ---------------------------------------------------------------- fuzzing
+FUZZ_SECONDS ?= 20
+FUZZ_CXXFLAGS := -std=c++2b -O1 -g -fsanitize=fuzzer,address,undefined -I. -Iinclude
+FUZZERS := $(patsubst tests/fuzz/%.cpp,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+$(BUILD)/fuzz/%: tests/fuzz/%.cpp $(VMM_SRCS)
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_CXXFLAGS) -o $@ $< $(filter-out vmm/main.cpp,$(VMM_SRCS)) $(VMM_LIBS) -pthread
+fuzz: $(FUZZERS)
+	@tests/fuzz/run-fuzzers $(FUZZ_SECONDS) $(FUZZERS)
+
+# ---------------------------------------------------------------- benchmarks
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libvmm.a
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(VMM_LIBS) $(AGENT_LIBS)
+bench: all $(patsubst tests/bench/%.cpp,$(BUILD)/bench/%,$(BENCH_SRCS))
+	@tests/bench/run-benchmarks $(BUILD)
+
+demo: all
+	@tools/demo $(BUILD)
+
+format:
+	clang-format -i $$(find vmm bpf agent include tests tools -name '*.cpp' -o -name '*.h' | grep -v '^tests/guests')
+
+install: all
+	install -D -m 0755 $(BUILD)/vireo $(DESTDIR)$(PREFIX)/bin/vireo
+	for t in $(TOOLS); do install -D -m 0755 $$t $(DESTDIR)$(PREFIX)/bin/$$(basename $$t); done
+	install -D -m 0755 tools/mkguest $(DESTDIR)$(PREFIX)/bin/vireo-mkguest
+	install -D -m 0644 $(BUILD)/testguest $(DESTDIR)$(PREFIX)/lib/vireo/testguest
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
