@@ -3,8 +3,11 @@
 #define VIREO_LAYOUT_H
 
 /* Low memory, all below 640 KiB */
-#define VIREO_GDT_ADDR 0x0500ull
-#define VIREO_IDT_ADDR 0x0520ull
+#define VIREO_GDT_ADDR 0x0500ull        /* 16 descriptors */
+#define VIREO_IDT_ADDR 0x0580ull        /* empty: limit 0 */
+#define VIREO_TSS_ADDR 0x3000ull        /* 64-bit TSS + full I/O bitmap, to 0x506a */
+#define VIREO_TSS_SIZE (0x68ull + 0x2000ull + 1ull)
+#define VIREO_BOOT_STACK 0x8ff0ull      /* initial rsp of a Linux kernel */
 #define VIREO_BOOT_INFO_ADDR 0x1000ull  /* vireo_boot_info (ring-3 guests) */
 #define VIREO_ZERO_PAGE_ADDR 0x7000ull  /* Linux boot_params */
 #define VIREO_PVH_INFO_ADDR 0x6000ull   /* hvm_start_info + memmap (PVH) */

@@ -11,7 +11,10 @@
  *
  * vireo then:
  *  - loads the PT_LOAD segments at their physical addresses (p_paddr);
- *  - identity-maps all guest RAM with user-accessible, writable 2 MiB pages;
+ *  - identity-maps guest RAM below the MMIO hole (rounded up to 2 MiB) and
+ *    the MMIO hole [VIREO_MMIO_HOLE, 4 GiB) with user-accessible, writable
+ *    2 MiB pages; nothing else is mapped, so a touch between RAM's end and
+ *    the hole faults (and so triple-faults);
  *  - writes a struct vireo_boot_info and the command line into guest RAM;
  *  - starts vCPU i at e_entry in ring 3 (CS/SS user selectors, CPL3),
  *    RFLAGS = IOPL3 | bit 1 (IF=0), with

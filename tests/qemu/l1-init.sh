@@ -1,0 +1,37 @@
+#!/bin/sh
+# /guest-script of the L1 image (busybox sh, run by mkguest's /init after it
+# loaded the kvm and virtio-9p modules). Mounts the host root read-only over
+# 9p, gives it fresh proc/sys/dev and a tmpfs for scratch, and runs the
+# scenario runner inside it. Nothing here writes to the host.
+. /etc/vireo-harness.env
+H=/host
+say() { echo "@@vh $*"; }
+
+mkdir -p $H
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot $H; then
+    say "ERROR L1: cannot mount the host root over 9p (is -virtfs ...mount_tag=hostroot given?)"
+    exit 1
+fi
+mount -t proc proc $H/proc
+mount -t sysfs sysfs $H/sys
+mount -t devtmpfs devtmpfs $H/dev
+mkdir -p $H/dev/pts $H/dev/shm 2>/dev/null
+# what udev would add: bash's process substitution needs /dev/fd
+ln -sf /proc/self/fd $H/dev/fd
+ln -sf /proc/self/fd/0 $H/dev/stdin
+ln -sf /proc/self/fd/1 $H/dev/stdout
+ln -sf /proc/self/fd/2 $H/dev/stderr
+mount -t devpts devpts $H/dev/pts
+mount -t tmpfs -o size=1g tmpfs $H/tmp
+mount -t tmpfs tmpfs $H/run
+mount -t tracefs nodev $H/sys/kernel/tracing 2>/dev/null
+mount -t bpf bpf $H/sys/fs/bpf 2>/dev/null
+cp /etc/vireo-harness.env $H/tmp/harness.env
+
+if [ ! -c /dev/kvm ]; then
+    say "ERROR L1: no /dev/kvm after loading kvm_amd (does the L1 CPU have svm?)"
+    exit 1
+fi
+chroot $H /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 \
+    /bin/bash "$REPO/tests/qemu/l1-runner" /tmp/harness.env
+say "L1-DONE rc=$?"

@@ -1,0 +1,27 @@
+// `vireo` command line: parsed into a MachineConfig, or one error line.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vmm/machine_config.h"
+
+namespace vireo {
+
+// Sizes as users type them: "512M", "2G", "64MiB", "1048576K"; a bare
+// number is MiB (as QEMU reads -m). Errors say what was wrong.
+std::expected<uint64_t, std::string> parse_size(const std::string& text);
+
+struct CliResult {
+    enum class Action { Run, Exit } action = Action::Run;
+    int exit_status = 0;  // for Exit (help/version: 0)
+    MachineConfig config;
+};
+
+// Parses argv; bad input is std::unexpected("one line"), exit status 2.
+std::expected<CliResult, std::string> parse_command_line(int argc, const char* const* argv);
+
+}  // namespace vireo

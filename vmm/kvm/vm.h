@@ -1,0 +1,53 @@
+// A KVM virtual machine fd: memory slots, the in-kernel irqchip and PIT,
+// interrupt lines, ioeventfd/irqfd registration.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+
+#include "vmm/devices/device.h"
+#include "vmm/kvm/guest_memory.h"
+#include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm/unique_fd.h"
+
+namespace vireo {
+
+class Vm {
+public:
+    static std::expected<Vm, std::string> create(const KvmSystem& kvm);
+
+    int fd() const { return fd_.get(); }
+    // Registers every region of `mem` as a KVM memory slot.
+    std::expected<void, std::string> map_memory(const GuestMemory& mem);
+    // x86 machine set-up: TSS/identity-map addresses, in-kernel
+    // PIC+IOAPIC+LAPIC, PIT (channel 0 on IRQ 0, speaker port dummy).
+    std::expected<void, std::string> create_x86_irqchip();
+    // Drives one GSI of the in-kernel irqchip (KVM_IRQ_LINE).
+    bool set_irq_line(uint32_t gsi, bool level) const;
+
+    std::expected<void, std::string> add_ioeventfd(uint64_t addr, uint32_t len, int eventfd, bool pio,
+                                                   std::optional<uint64_t> datamatch = std::nullopt) const;
+    std::expected<void, std::string> add_irqfd(uint32_t gsi, int eventfd) const;
+
+private:
+    UniqueFd fd_;
+    uint32_t next_slot_ = 0;
+};
+
+// An InterruptLine on a GSI of the in-kernel irqchip.
+class KvmIrqLine final : public InterruptLine {
+public:
+    KvmIrqLine(const Vm& vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
+    void set_level(bool asserted) override { vm_.set_irq_line(gsi_, asserted); }
+    uint32_t gsi() const { return gsi_; }
+
+private:
+    const Vm& vm_;
+    uint32_t gsi_;
+};
+
+}  // namespace vireo

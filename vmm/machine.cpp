@@ -1,0 +1,224 @@
+#include "vmm/machine.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "vireo/layout.h"
+#include "vmm/arch/x86/e820.h"
+#include "vmm/arch/x86/kernel_loader.h"
+#include "vmm/arch/x86/vcpu_init.h"
+#include "vmm/devices/acpi_pm.h"
+#include "vmm/devices/acpi_reset.h"
+#include "vmm/devices/boot_marker.h"
+#include "vmm/devices/cmos_rtc.h"
+#include "vmm/devices/console.h"
+#include "vmm/devices/i8042.h"
+#include "vmm/devices/pvpanic.h"
+#include "vmm/devices/serial_8250.h"
+#include "vmm/devices/test_ports.h"
+#include "vmm/log.h"
+
+namespace vireo {
+
+namespace {
+
+BuildError bad_input(std::string message) { return {true, std::move(message)}; }
+BuildError host_error(std::string message) { return {false, std::move(message)}; }
+
+// A device that claims ports whose accesses are expected and meaningless
+// here (the POST/delay port 0x80 Linux writes for I/O delays), so they are
+// not counted as unhandled.
+class IgnoredPorts final : public Device {
+public:
+    explicit IgnoredPorts(std::string_view name) : name_(name) {}
+    std::string_view name() const override { return name_; }
+    void read(uint64_t, std::span<uint8_t> data) override { std::memset(data.data(), 0xff, data.size()); }
+    void write(uint64_t, std::span<const uint8_t>) override {}
+
+private:
+    std::string_view name_;
+};
+
+std::string vcpu_thread_name(unsigned index, const std::string& guest) {
+    std::string name = fmt::format("CPU {}/g{}", index, guest);
+    if (name.size() > 15) name.resize(15);
+    return name;
+}
+
+}  // namespace
+
+Machine::~Machine() {
+    for (auto& r : runners_) r->kick();
+    for (auto& r : runners_) r->join();
+    runners_.clear();
+}
+
+std::expected<std::unique_ptr<Machine>, BuildError> Machine::build(const MachineConfig& config,
+                                                                   std::chrono::steady_clock::time_point start) {
+    // Everything the user gave us is checked before KVM is touched.
+    auto console_spec = parse_console_spec(config.console);
+    if (!console_spec) return std::unexpected(bad_input(console_spec.error()));
+    auto image = read_kernel_image(config.kernel, config.mem_bytes, config.unpack_kernel);
+    if (!image) return std::unexpected(bad_input(image.error()));
+    BootInputs boot;
+    boot.cmdline = config.cmdline;
+    boot.cpus = config.cpus;
+    boot.mem_size = config.mem_bytes;
+    if (!config.initrd.empty()) {
+        auto initrd = read_boot_file("--initrd", config.initrd, low_ram_end(config.mem_bytes));
+        if (!initrd) return std::unexpected(bad_input(initrd.error()));
+        boot.initrd = std::move(*initrd);
+    }
+
+    std::unique_ptr<Machine> m(new Machine());
+    m->config_ = config;
+    m->start_ = start;
+    auto kvm = KvmSystem::open();
+    if (!kvm) return std::unexpected(host_error(kvm.error()));
+    m->kvm_ = std::move(*kvm);
+    if (config.cpus > unsigned(m->kvm_.max_vcpus()))
+        return std::unexpected(bad_input(fmt::format("--cpus: {} is more than this KVM allows ({})", config.cpus,
+                                                     m->kvm_.max_vcpus())));
+
+    std::vector<GuestMemory::Layout> layout;
+    for (const auto& r : guest_ram_regions(config.mem_bytes)) layout.push_back({r.guest_addr, r.size});
+    auto memory = GuestMemory::create(layout, config.hugepages);
+    if (!memory) return std::unexpected(host_error(memory.error()));
+    m->memory_ = std::move(*memory);
+    auto vm = Vm::create(m->kvm_);
+    if (!vm) return std::unexpected(host_error(vm.error()));
+    m->vm_ = std::move(*vm);
+    if (auto r = m->vm_.map_memory(m->memory_); !r) return std::unexpected(host_error(r.error()));
+    if (auto r = m->vm_.create_x86_irqchip(); !r) return std::unexpected(host_error(r.error()));
+
+    for (unsigned i = 0; i < config.cpus; ++i) {
+        auto vcpu = Vcpu::create(m->kvm_, m->vm_, i);
+        if (!vcpu) return std::unexpected(host_error(vcpu.error()));
+        m->vcpu_fds_.push_back(std::move(*vcpu));
+    }
+    boot.tsc_khz = m->vcpu_fds_[0].tsc_khz();
+
+    auto plan = load_kernel(*image, m->memory_, boot);
+    if (!plan) return std::unexpected(bad_input(plan.error()));
+    for (auto& vcpu : m->vcpu_fds_) {
+        const EntryState* entry = nullptr;
+        if (vcpu.index() < plan->entries.size()) entry = &plan->entries[vcpu.index()];
+        if (auto r = init_vcpu(m->kvm_, vcpu, config.cpus, entry); !r) return std::unexpected(host_error(r.error()));
+    }
+
+    auto console = Console::open(*console_spec, m->stop_);
+    if (!console) return std::unexpected(bad_input(console.error()));
+    m->console_ = std::move(*console);
+    if (auto r = m->add_devices(); !r) return std::unexpected(r.error());
+    log_info("guest {}: {} vCPU, {} MiB, kernel {} ({})", config.name, config.cpus, config.mem_bytes >> 20,
+             config.kernel, image->describe());
+    return m;
+}
+
+std::expected<void, BuildError> Machine::add_devices() {
+    auto irq = [&](uint32_t gsi) -> InterruptLine& {
+        irq_lines_.push_back(std::make_unique<KvmIrqLine>(vm_, gsi));
+        return *irq_lines_.back();
+    };
+    Console* console = console_.get();
+    serial_ = std::make_shared<Serial8250>("com1", irq(VIREO_SERIAL_IRQ),
+                                           [console](std::span<const uint8_t> bytes) { console->write(bytes); });
+    auto& serial = serial_;
+    uint64_t low = low_ram_end(config_.mem_bytes);
+    uint64_t high = config_.mem_bytes > low ? config_.mem_bytes - low : 0;
+    auto acpi = std::make_shared<AcpiPm>(stop_, irq(VIREO_ACPI_SCI_IRQ));
+    boot_marker_ = std::make_shared<BootMarker>(start_);
+    test_ports_ = std::make_shared<TestPorts>(stop_);
+
+    struct Pio {
+        uint64_t base, len;
+        std::shared_ptr<Device> dev;
+    };
+    const Pio pio[] = {
+        {VIREO_SERIAL_COM1, Serial8250::kWindowSize, serial},
+        {I8042::kBase, I8042::kWindowSize, std::make_shared<I8042>(stop_)},
+        {CmosRtc::kBase, CmosRtc::kWindowSize, std::make_shared<CmosRtc>(low, high)},
+        {VIREO_PVPANIC_PORT, Pvpanic::kWindowSize, std::make_shared<Pvpanic>(stop_)},
+        {TestPorts::kBase, TestPorts::kWindowSize, test_ports_},
+        {AcpiPm::kBase, AcpiPm::kWindowSize, acpi},
+        {AcpiResetRegister::kPort, AcpiResetRegister::kWindowSize, std::make_shared<AcpiResetRegister>(stop_)},
+        {0x80, 1, std::make_shared<IgnoredPorts>("post-port")},
+    };
+    for (const auto& p : pio)
+        if (!pio_.add(p.base, p.len, p.dev))
+            return std::unexpected(host_error(fmt::format("pio bus: {} at {:#x} overlaps another device", p.dev->name(), p.base)));
+    if (!mmio_.add(VIREO_BOOT_MARKER_ADDR, BootMarker::kWindowSize, boot_marker_))
+        return std::unexpected(host_error("mmio bus: boot marker overlaps another device"));
+    pio_.freeze();
+    mmio_.freeze();
+    return {};
+}
+
+int Machine::run() {
+    // SIGINT/SIGTERM/SIGHUP become an orderly stop: blocked here (and so in
+    // every thread started below) and read through a signalfd.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&sigs, s);
+    ::pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    UniqueFd sigfd(::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
+    VcpuRunner::install_kick_handler();
+
+    auto* serial = serial_.get();
+    if (auto r = console_->start_input([serial](std::span<const uint8_t> bytes) { serial->receive(bytes); }); !r)
+        log_warn("console input: {}", r.error());
+    for (auto& vcpu : vcpu_fds_) {
+        runners_.push_back(std::make_unique<VcpuRunner>(vcpu, pio_, mmio_, stop_, vcpu_thread_name(vcpu.index(), config_.name)));
+        runners_.back()->start();
+    }
+
+    while (!stop_.stop_requested()) {
+        pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {stop_.eventfd(), POLLIN, 0}};
+        int n = ::poll(fds, 2, -1);
+        if (n < 0 && errno != EINTR) {
+            stop_.request_stop({StopReason::HostError, 0, fmt::format("poll: {}", std::strerror(errno))});
+            break;
+        }
+        if (fds[0].revents & POLLIN) {
+            signalfd_siginfo si{};
+            if (::read(sigfd.get(), &si, sizeof si) == ssize_t(sizeof si))
+                stop_.request_stop({StopReason::Operator, 0, fmt::format("signal {} ({})", si.ssi_signo, strsignal(int(si.ssi_signo)))});
+        }
+    }
+    for (auto& r : runners_) r->kick();
+    for (auto& r : runners_) r->join();
+    console_->stop_input();
+    serial_->flush();
+
+    StopRequest req = stop_.request().value_or(StopRequest{StopReason::HostError, 0, "no stop reason"});
+    int status = exit_status_for(req);
+    std::string detail = req.detail.empty() ? "" : ": " + req.detail;
+    if (status == 0 || req.reason == StopReason::TestExit)
+        log_info("guest {} stopped ({}{}), exit status {}", config_.name, to_string(req.reason), detail, status);
+    else
+        log_error("guest {} stopped ({}{}), exit status {}", config_.name, to_string(req.reason), detail, status);
+    if (config_.stats) print_stats();
+    return status;
+}
+
+void Machine::print_stats() const {
+    for (const auto& r : runners_) {
+        const auto& c = r->counters();
+        log_info("stats: vCPU {} ({}): {} KVM_RUN, {} exits: io {}, mmio {}, intr {}, other {}", &r - &runners_[0],
+                 r->thread_name(), c.runs.load(), c.total(), c.by_reason[KVM_EXIT_IO].load(),
+                 c.by_reason[KVM_EXIT_MMIO].load(), c.by_reason[KVM_EXIT_INTR].load(),
+                 c.total() - c.by_reason[KVM_EXIT_IO].load() - c.by_reason[KVM_EXIT_MMIO].load() -
+                     c.by_reason[KVM_EXIT_INTR].load());
+    }
+    log_info("stats: unhandled accesses: pio {}, mmio {}", pio_.unhandled(), mmio_.unhandled());
+    if (auto us = boot_marker_->boot_complete_us()) log_info("stats: boot_complete_us={}", *us);
+}
+
+}  // namespace vireo

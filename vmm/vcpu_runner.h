@@ -1,0 +1,65 @@
+// The thread that runs one vCPU: KVM_RUN in a loop, exits dispatched to the
+// PIO/MMIO buses without locks, faults turned into stop requests.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+#include "vmm/devices/io_bus.h"
+#include "vmm/kvm/vcpu.h"
+
+namespace vireo {
+
+// Counted by the vCPU thread only (relaxed stores); read by anyone.
+struct VcpuExitCounters {
+    static constexpr size_t kReasons = 64;
+    std::array<std::atomic<uint64_t>, kReasons> by_reason{};  // indexed by KVM_EXIT_*
+    std::atomic<uint64_t> runs{0};                            // KVM_RUN calls
+    uint64_t total() const;
+};
+
+class VcpuRunner {
+public:
+    // `thread_name`: "CPU N/g<guest>", at most 15 characters, so bcc's
+    // kvmexit and /proc readers find vCPU threads the way they find QEMU's.
+    VcpuRunner(Vcpu& vcpu, IoBus& pio, IoBus& mmio, StopSink& stop, std::string thread_name);
+    ~VcpuRunner();
+
+    void start();
+    // Makes KVM_RUN return at once (immediate_exit + a signal), so the thread
+    // sees the stop; safe to call from any thread, any number of times.
+    void kick();
+    void join();
+
+    pid_t tid() const { return tid_.load(std::memory_order_acquire); }
+    const std::string& thread_name() const { return thread_name_; }
+    const VcpuExitCounters& counters() const { return counters_; }
+    // Monotonic time of the first PIO exit (start-up benchmarks).
+    std::chrono::steady_clock::time_point first_pio() const { return first_pio_; }
+
+    // Installs the no-op handler of the kick signal (once per process).
+    static void install_kick_handler();
+
+private:
+    void loop();
+    void handle_exit();
+    std::string describe_state(const char* what);
+
+    Vcpu& vcpu_;
+    IoBus& pio_;
+    IoBus& mmio_;
+    StopSink& stop_;
+    std::string thread_name_;
+    std::thread thread_;
+    std::atomic<pid_t> tid_{0};
+    VcpuExitCounters counters_;
+    std::chrono::steady_clock::time_point first_pio_{};
+};
+
+}  // namespace vireo
