@@ -36,7 +36,7 @@ std::string kvm_unavailable_reason() {
 
 std::string missing_file_reason(const std::string& path) {
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return path + " is not built (run `make " + path + "`)";
+    if (::stat(path.c_str(), &st) != 0) return path + " is missing (build it with make)";
     return {};
 }
 

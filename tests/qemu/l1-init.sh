@@ -1,15 +1,24 @@
 #!/bin/sh
 # /guest-script of the L1 image (busybox sh, run by mkguest's /init after it
-# loaded the kvm and virtio-9p modules). Mounts the host root read-only over
-# 9p, gives it fresh proc/sys/dev and a tmpfs for scratch, and runs the
-# scenario runner inside it. Nothing here writes to the host.
+# loaded the kvm, virtio-9p and overlay modules). Mounts the host root
+# read-only over 9p, makes it writable with a tmpfs overlay, gives it fresh
+# proc/sys/dev, and runs the scenario runner chrooted into it. Nothing here
+# writes to the host.
 . /etc/vireo-harness.env
 H=/host
 say() { echo "@@vh $*"; }
 
-mkdir -p $H
-if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot $H; then
+mkdir -p /lower /rw $H
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /lower; then
     say "ERROR L1: cannot mount the host root over 9p (is -virtfs ...mount_tag=hostroot given?)"
+    exit 1
+fi
+# A writable view of the host root: an overlay whose upper layer is a tmpfs,
+# so every host path (also under /tmp) stays visible and writes stay in L1.
+mount -t tmpfs -o size=1g,mode=755 tmpfs /rw
+mkdir -p /rw/upper /rw/work
+if ! mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay $H; then
+    say "ERROR L1: cannot mount an overlay of the host root"
     exit 1
 fi
 mount -t proc proc $H/proc
@@ -22,16 +31,15 @@ ln -sf /proc/self/fd/0 $H/dev/stdin
 ln -sf /proc/self/fd/1 $H/dev/stdout
 ln -sf /proc/self/fd/2 $H/dev/stderr
 mount -t devpts devpts $H/dev/pts
-mount -t tmpfs -o size=1g tmpfs $H/tmp
-mount -t tmpfs tmpfs $H/run
+mkdir -p $H/tmp/vireo-l1
 mount -t tracefs nodev $H/sys/kernel/tracing 2>/dev/null
 mount -t bpf bpf $H/sys/fs/bpf 2>/dev/null
-cp /etc/vireo-harness.env $H/tmp/harness.env
+cp /etc/vireo-harness.env $H/tmp/vireo-l1/harness.env
 
 if [ ! -c /dev/kvm ]; then
     say "ERROR L1: no /dev/kvm after loading kvm_amd (does the L1 CPU have svm?)"
     exit 1
 fi
 chroot $H /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 \
-    /bin/bash "$REPO/tests/qemu/l1-runner" /tmp/harness.env
+    /bin/bash "$REPO/tests/qemu/l1-runner" /tmp/vireo-l1/harness.env
 say "L1-DONE rc=$?"

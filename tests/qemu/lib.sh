@@ -1,8 +1,8 @@
 # tests/qemu/lib.sh — what scenarios, benchmarks and the demo use inside L1.
-# Sourced by l1-runner (bash, chrooted into the read-only host root, /tmp is
-# a tmpfs). The runner sets: REPO, BUILD, WORK (host dir holding the L2
+# Sourced by l1-runner (bash, chrooted into the host root: read-only over 9p,
+# made writable by a tmpfs overlay, so writes never reach the host). The runner sets: REPO, BUILD, WORK (host dir holding the L2
 # images, read-only here), VMM (vireo|qemu), L2_TIMEOUT, and per job
-# JOB (its name), JOB_DIR (a scratch dir on the tmpfs), IMAGE (its image dir).
+# JOB (its name), JOB_DIR (a scratch dir, in L1 memory), IMAGE (its image dir).
 #
 # A scenario file (tests/qemu/scenarios/NAME.sh) defines:
 #   guest_script   optional: prints the /guest-script of its L2 image; the

@@ -8,8 +8,9 @@
 //  offset 4 (VIREO_PORT_TEST_EXIT) write N: stop, exit status N & 0xff;
 //  offset 8 (VIREO_PORT_NULL)      any write: counted (relaxed atomic) and
 //                                  ignored — the exit-cost benchmark.
-// The value is the access's little-endian value, whatever its width. Writes
-// at other offsets are ignored and counted; all reads return zeros.
+// The value is the access's little-endian value (IDLE uses its low 32 bits,
+// TEST_EXIT its low 8). Writes at other offsets are ignored and counted;
+// all reads return zeros.
 //
 // The NULL port must stay a real exit: do not put it in a coalesced-PIO zone.
 #pragma once

@@ -66,6 +66,23 @@ std::expected<std::vector<uint8_t>, std::string> read_boot_file(const std::strin
 
 namespace {
 
+// The parsers' messages start with "kernel: "; ours name the file instead.
+std::string about(const std::string& path, const std::string& message) {
+    std::string_view m = message;
+    if (m.starts_with("kernel: ")) m.remove_prefix(8);
+    return fmt::format("kernel {}: {}", path, m);
+}
+
+// A ring-3 guest runs identity-mapped: a segment whose virtual address is
+// not its physical one would run code from the wrong place.
+std::expected<void, std::string> check_identity_mapped(const ElfImage& elf) {
+    for (const auto& s : elf.segments)
+        if (s.vaddr != s.paddr)
+            return std::unexpected(fmt::format("ring-3 image: segment at paddr {:#x} has vaddr {:#x}; the ring-3 protocol "
+                                               "maps memory 1:1, so they must be equal", s.paddr, s.vaddr));
+    return {};
+}
+
 bool is_elf(std::span<const uint8_t> f) { return f.size() >= 4 && std::memcmp(f.data(), "\x7f" "ELF", 4) == 0; }
 
 // Copies each PT_LOAD segment to its physical address and zeroes the rest
@@ -272,8 +289,10 @@ std::expected<KernelImage, std::string> read_kernel_image(const std::string& pat
     if (image.file.empty()) return std::unexpected(fmt::format("kernel {}: file is empty", path));
     if (is_elf(image.file)) {
         auto elf = parse_elf64(image.file);
-        if (!elf) return std::unexpected(fmt::format("kernel {}: {}", path, elf.error()));
-        if (auto r = check_segments_fit(*elf, mem_size); !r) return std::unexpected(fmt::format("kernel {}: {}", path, r.error()));
+        if (!elf) return std::unexpected(about(path, elf.error()));
+        if (auto r = check_segments_fit(*elf, mem_size); !r) return std::unexpected(about(path, r.error()));
+        if (elf->ring3)
+            if (auto r = check_identity_mapped(*elf); !r) return std::unexpected(about(path, r.error()));
         image.elf = std::move(*elf);
         return image;
     }
@@ -282,7 +301,8 @@ std::expected<KernelImage, std::string> read_kernel_image(const std::string& pat
         size_t n = std::min<size_t>(image.file.size(), 4);
         std::string magic;
         for (size_t i = 0; i < n; ++i) magic += fmt::format("{:02x}", image.file[i]);
-        return std::unexpected(fmt::format("kernel {}: not an ELF64 or bzImage kernel: {} (first bytes {})", path, bz.error(), magic));
+        return std::unexpected(about(path, fmt::format("not an ELF64 or bzImage kernel (first bytes {}): {}", magic,
+                                                       std::string_view(bz.error()).substr(bz.error().starts_with("kernel: ") ? 8 : 0))));
     }
     image.bzimage = std::move(*bz);
     if (image.bzimage->end_when_loaded_at(VIREO_KERNEL_ADDR) > low_ram_end(mem_size))
@@ -290,11 +310,11 @@ std::expected<KernelImage, std::string> read_kernel_image(const std::string& pat
                                            (image.bzimage->end_when_loaded_at(VIREO_KERNEL_ADDR) >> 20) + 1));
     if (unpack && image.bzimage->compression == Compression::Xz) {
         auto vmlinux = decompress_payload(*image.bzimage, low_ram_end(mem_size));
-        if (!vmlinux) return std::unexpected(fmt::format("kernel {}: {}", path, vmlinux.error()));
+        if (!vmlinux) return std::unexpected(about(path, vmlinux.error()));
         image.unpacked = std::move(*vmlinux);
         auto elf = parse_elf64(image.unpacked);
-        if (!elf) return std::unexpected(fmt::format("kernel {}: unpacked payload: {}", path, elf.error()));
-        if (auto r = check_segments_fit(*elf, mem_size); !r) return std::unexpected(fmt::format("kernel {}: {}", path, r.error()));
+        if (!elf) return std::unexpected(about(path, "unpacked payload: " + elf.error()));
+        if (auto r = check_segments_fit(*elf, mem_size); !r) return std::unexpected(about(path, r.error()));
         image.elf = std::move(*elf);
     }
     return image;
