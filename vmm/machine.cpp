@@ -161,6 +161,35 @@ std::expected<void, BuildError> Machine::add_devices() {
     return {};
 }
 
+void Machine::start() {
+    VcpuRunner::install_kick_handler();
+    auto* serial = serial_.get();
+    if (auto r = console_->start_input([serial](std::span<const uint8_t> bytes) { serial->receive(bytes); }); !r)
+        log_warn("console input: {}", r.error());
+    for (auto& vcpu : vcpu_fds_) {
+        runners_.push_back(std::make_unique<VcpuRunner>(vcpu, pio_, mmio_, stop_, vcpu_thread_name(vcpu.index(), config_.name)));
+        runners_.back()->start();
+    }
+}
+
+StopRequest Machine::halt() {
+    for (auto& r : runners_) r->kick();
+    for (auto& r : runners_) r->join();
+    console_->stop_input();
+    serial_->flush();
+    return stop_.request().value_or(StopRequest{StopReason::HostError, 0, "no stop reason"});
+}
+
+void Machine::report_stop(const StopRequest& req) const {
+    int status = exit_status_for(req);
+    std::string detail = req.detail.empty() ? "" : ": " + req.detail;
+    if (status == 0 || req.reason == StopReason::TestExit)
+        log_info("guest {} stopped ({}{}), exit status {}", config_.name, to_string(req.reason), detail, status);
+    else
+        log_error("guest {} stopped ({}{}), exit status {}", config_.name, to_string(req.reason), detail, status);
+    if (config_.stats) print_stats();
+}
+
 int Machine::run() {
     // SIGINT/SIGTERM/SIGHUP become an orderly stop: blocked here (and so in
     // every thread started below) and read through a signalfd.
@@ -169,16 +198,8 @@ int Machine::run() {
     for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&sigs, s);
     ::pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
     UniqueFd sigfd(::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
-    VcpuRunner::install_kick_handler();
 
-    auto* serial = serial_.get();
-    if (auto r = console_->start_input([serial](std::span<const uint8_t> bytes) { serial->receive(bytes); }); !r)
-        log_warn("console input: {}", r.error());
-    for (auto& vcpu : vcpu_fds_) {
-        runners_.push_back(std::make_unique<VcpuRunner>(vcpu, pio_, mmio_, stop_, vcpu_thread_name(vcpu.index(), config_.name)));
-        runners_.back()->start();
-    }
-
+    start();
     while (!stop_.stop_requested()) {
         pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {stop_.eventfd(), POLLIN, 0}};
         int n = ::poll(fds, 2, -1);
@@ -192,20 +213,9 @@ int Machine::run() {
                 stop_.request_stop({StopReason::Operator, 0, fmt::format("signal {} ({})", si.ssi_signo, strsignal(int(si.ssi_signo)))});
         }
     }
-    for (auto& r : runners_) r->kick();
-    for (auto& r : runners_) r->join();
-    console_->stop_input();
-    serial_->flush();
-
-    StopRequest req = stop_.request().value_or(StopRequest{StopReason::HostError, 0, "no stop reason"});
-    int status = exit_status_for(req);
-    std::string detail = req.detail.empty() ? "" : ": " + req.detail;
-    if (status == 0 || req.reason == StopReason::TestExit)
-        log_info("guest {} stopped ({}{}), exit status {}", config_.name, to_string(req.reason), detail, status);
-    else
-        log_error("guest {} stopped ({}{}), exit status {}", config_.name, to_string(req.reason), detail, status);
-    if (config_.stats) print_stats();
-    return status;
+    StopRequest req = halt();
+    report_stop(req);
+    return exit_status_for(req);
 }
 
 void Machine::print_stats() const {
@@ -218,6 +228,14 @@ void Machine::print_stats() const {
                      c.by_reason[KVM_EXIT_INTR].load());
     }
     log_info("stats: unhandled accesses: pio {}, mmio {}", pio_.unhandled(), mmio_.unhandled());
+    if (!runners_.empty() && runners_[0]->first_pio() != std::chrono::steady_clock::time_point{}) {
+        auto first = runners_[0]->first_pio();
+        // Absolute CLOCK_MONOTONIC too, so a benchmark can measure from
+        // before exec (steady_clock is CLOCK_MONOTONIC on Linux).
+        log_info("stats: first_pio_us={} first_pio_monotonic_ns={}",
+                 std::chrono::duration_cast<std::chrono::microseconds>(first - start_).count(),
+                 std::chrono::duration_cast<std::chrono::nanoseconds>(first.time_since_epoch()).count());
+    }
     if (auto us = boot_marker_->boot_complete_us()) log_info("stats: boot_complete_us={}", *us);
 }
 

@@ -37,8 +37,16 @@ public:
                                                                      std::chrono::steady_clock::time_point start);
     ~Machine();
 
-    // Runs the guest until it stops; returns the process exit status.
+    // Runs the guest until it stops, turning SIGINT/SIGTERM/SIGHUP into an
+    // operator stop; returns the process exit status (`vireo run`).
     int run();
+
+    // The pieces of run(), for a supervisor that watches several guests:
+    // start the vCPU and console threads; once stop().eventfd() is readable,
+    // halt() kicks and joins every thread and returns why the guest stopped.
+    void start();
+    StopRequest halt();
+    void report_stop(const StopRequest& request) const;
 
     const MachineConfig& config() const { return config_; }
     const std::vector<std::unique_ptr<VcpuRunner>>& vcpus() const { return runners_; }

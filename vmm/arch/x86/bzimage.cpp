@@ -80,11 +80,14 @@ std::expected<std::vector<uint8_t>, std::string> unxz(std::span<const uint8_t> i
     // without a second pass.
     const size_t cap = max_out + 1;
     // Linux appends the uncompressed size as a 4-byte trailer; use it to
-    // size the buffer once (it is hostile, so only as a hint within the cap).
+    // size the buffer once. It is hostile, so it is only a hint: within the
+    // cap and within a ratio no kernel reaches (real ones are about 8:1), so
+    // a lying trailer cannot make us zero gigabytes up front.
     size_t initial = std::min<size_t>(cap, 4 * kMiB);
     if (in.size() >= 4) {
         const size_t hint = get_le32(in.data() + in.size() - 4);
-        if (hint > 0 && hint < cap) initial = hint + 1;
+        const size_t plausible = std::min<size_t>(in.size(), SIZE_MAX / 64) * 32 + 4 * kMiB;
+        if (hint > 0 && hint < cap) initial = std::min(hint + 1, plausible);
     }
     std::vector<uint8_t> out(initial);
 
