@@ -29,7 +29,10 @@
 #define VIREO_BOOT_MARKER_ADDR 0xc0000000ull /* Firecracker-style boot-complete byte (123) */
 #define VIREO_VIRTIO_MMIO_BASE 0xd0000000ull /* 4 KiB windows, one per device */
 #define VIREO_VIRTIO_MMIO_SIZE 0x1000ull
-#define VIREO_VIRTIO_IRQ_BASE 5             /* GSI of the first virtio device */
+/* GSI of the first virtio device: I/O APIC pins 16-23 are free of ISA
+ * devices, so up to 8 virtio-mmio devices never share a line. */
+#define VIREO_VIRTIO_IRQ_BASE 16
+#define VIREO_VIRTIO_MAX_DEVICES 8
 #define VIREO_IOAPIC_ADDR 0xfec00000ull
 #define VIREO_LAPIC_ADDR 0xfee00000ull
 #define VIREO_HIGH_RAM 0x100000000ull     /* 4 GiB */

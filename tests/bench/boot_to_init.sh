@@ -7,4 +7,4 @@
 # there is no JSON). ROUNDS (default 5) boots per VMM.
 set -u
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-exec "$REPO/tests/qemu/run-harness" --build "${1:-${BUILD:-build}}" --bench boot_to_init --rounds "${ROUNDS:-5}"
+exec "$REPO/tests/qemu/run-harness" --build "${1:-${VIREO_BUILD:-${BUILD:-$REPO/build}}}" --bench boot_to_init --rounds "${ROUNDS:-5}"

@@ -37,7 +37,7 @@ skip() {
 RUN_NO=0
 INIT_LINE="vireo-init: boot complete"
 
-now_us() { local t=${EPOCHREALTIME/./}; echo "$t"; }
+now_us() { echo "${EPOCHREALTIME/./}"; }
 
 # Copies stdin to stdout and writes, into file $1, the microseconds since
 # $2 at which the first line containing INIT_LINE went by. With $3 = "tty"
@@ -47,7 +47,7 @@ stamp_console() {
     while IFS= read -r line || [[ -n $line ]]; do
         if [[ -z $seen && $line == *"$INIT_LINE"* ]]; then
             seen=1
-            echo $(($(now_us) - start)) >"$out"
+            echo $((${EPOCHREALTIME/./} - start)) >"$out"
         fi
         printf '%s\n' "$line"
         [[ -n $show ]] && printf '%s\n' "$line" >/dev/console
@@ -79,20 +79,19 @@ run_vmm() {
     us=$(<"$base.stamp")
     INIT_MS=${us:+$((us / 1000))}
     BOOT_US=$(grep -aoE 'boot_complete_us[=: ]+[0-9]+' "$LOG" | head -1 | grep -oE '[0-9]+$')
-    [[ $STATUS == 124 || $STATUS == 137 ]] && fail "timed out after ${tmo}s: $(last_cmd)"
+    [[ $STATUS == 124 || $STATUS == 137 ]] && fail "timed out after ${tmo}s (killed by timeout)"
     return 0
 }
 
-last_cmd() { cat "$JOB_DIR/run$RUN_NO.cmd"; }
-
 # vm_linux [--vmm vireo|qemu] [--image DIR] [--cpus N] [--mem SIZE]
-#          [--append ARGS] [--timeout S] [--show]
+#          [--append ARGS] [--timeout S] [--show] [-- VMM-ARGS...]
 # Boots the stock kernel + initramfs of IMAGE (default: this job's image)
-# with "console=ttyS0 quiet" plus ARGS.
+# with "console=ttyS0 quiet" plus ARGS; VMM-ARGS go to the VMM as they are.
 vm_linux() {
-    local vmm=$VMM image=$IMAGE cpus=1 mem=256M append= tmo=$L2_TIMEOUT show=
+    local vmm=$VMM image=$IMAGE cpus=1 mem=256M append='' tmo=$L2_TIMEOUT show=''
     while (($#)); do
         case $1 in
+        --) shift; break ;;
         --vmm) vmm=$2; shift 2 ;;
         --image) image=$2; shift 2 ;;
         --cpus) cpus=$2; shift 2 ;;
@@ -110,25 +109,27 @@ vm_linux() {
     case $vmm in
     vireo)
         run_vmm "$tmo" "$show" -- "$BUILD/vireo" run --kernel "$image/vmlinuz" --initrd "$initrd" \
-            --cmdline "$cmdline" --cpus "$cpus" --mem "$mem"
+            --cmdline "$cmdline" --cpus "$cpus" --mem "$mem" "$@"
         ;;
     qemu)
         # QEMU microvm in its fastest configuration (DESIGN.md §1).
         run_vmm "$tmo" "$show" -- qemu-system-x86_64 -accel kvm -cpu host -M microvm,rtc=on \
             -nodefaults -no-user-config -display none -serial stdio -no-reboot \
-            -smp "$cpus" -m "$mem" -kernel "$image/vmlinuz" -initrd "$initrd" -append "$cmdline"
+            -smp "$cpus" -m "$mem" -kernel "$image/vmlinuz" -initrd "$initrd" -append "$cmdline" "$@"
         ;;
     *) echo "vm_linux: unknown VMM $vmm" >&2; return 2 ;;
     esac
 }
 
-# vm_testguest WORKLOAD[:ARG] [--cpus N] [--mem SIZE] [--timeout S] [--append ARGS]
+# vm_testguest WORKLOAD[:ARG] [--cpus N] [--mem SIZE] [--timeout S]
+#              [--append ARGS] [-- VIREO-ARGS...]
 # Boots build/testguest (ring-3 protocol) with "workload=WORKLOAD ARGS".
 vm_testguest() {
-    local workload=$1 cpus=1 mem=64M tmo=$L2_TIMEOUT append=
+    local workload=$1 cpus=1 mem=64M tmo=$L2_TIMEOUT append=''
     shift
     while (($#)); do
         case $1 in
+        --) shift; break ;;
         --cpus) cpus=$2; shift 2 ;;
         --mem) mem=$2; shift 2 ;;
         --append) append=$2; shift 2 ;;
@@ -137,8 +138,9 @@ vm_testguest() {
         esac
     done
     VM_VMM=vireo
+    [[ -f $BUILD/testguest ]] || { fail "$BUILD/testguest not built"; return 0; }
     run_vmm "$tmo" "" -- "$BUILD/vireo" run --kernel "$BUILD/testguest" \
-        --cmdline "workload=$workload${append:+ $append}" --cpus "$cpus" --mem "$mem"
+        --cmdline "workload=$workload${append:+ $append}" --cpus "$cpus" --mem "$mem" "$@"
 }
 
 needs_vireo() {
@@ -148,7 +150,7 @@ needs_vireo() {
 
 # ---------------------------------------------------------------- checks
 expect_status() {
-    [[ $STATUS == "$1" ]] || fail "exit status $STATUS, expected $1${2:+ ($2)}: $(last_cmd)"
+    [[ $STATUS == "$1" ]] || fail "exit status $STATUS, expected $1${2:+ ($2)}"
 }
 expect_console() {
     grep -aqE -- "$1" "$CONSOLE" || fail "console never showed /$1/"

@@ -1,0 +1,619 @@
+// vireoctl: the control socket's client. One subcommand per request, tables
+// for people, --json for scripts (the response's "result" as JSON), exit
+// status 0 on success, 1 on an error response, 2 on bad usage, 3 if vireo
+// cannot be reached. `vireoctl top` is a live per-guest, per-vCPU view.
+//
+// The protocol it speaks is README.md, "Control protocol".
+#include <poll.h>
+#include <signal.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "vireo/telemetry.h"
+#include "vireo/version.h"
+#include "vmm/control/client.h"
+#include "vmm/control/socket_path.h"
+#include "vmm/metrics/log2_hist.h"
+
+namespace {
+
+using json = nlohmann::json;
+using vireo::control::ControlClient;
+
+constexpr int kExitError = 1, kExitUsage = 2, kExitUnreachable = 3;
+
+// ------------------------------------------------------------ formatting
+
+std::string str(const json& v) {
+    if (v.is_null()) return "-";
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
+    if (v.is_number_float()) return fmt::format("{:.1f}", v.get<double>());
+    return v.dump();
+}
+
+std::string bytes(const json& v) {
+    if (!v.is_number()) return "-";
+    double b = v.get<double>();
+    if (b >= double(1ull << 30)) return fmt::format("{:.1f}G", b / double(1ull << 30));
+    if (b >= double(1ull << 20)) return fmt::format("{:.0f}M", b / double(1ull << 20));
+    if (b >= 1024) return fmt::format("{:.0f}K", b / 1024);
+    return fmt::format("{:.0f}", b);
+}
+
+std::string duration_ns(std::optional<uint64_t> ns) {
+    if (!ns) return "-";
+    if (*ns == UINT64_MAX) return ">1s";
+    double v = double(*ns);
+    if (v >= 1e9) return fmt::format("{:.1f}s", v / 1e9);
+    if (v >= 1e6) return fmt::format("{:.1f}ms", v / 1e6);
+    if (v >= 1e3) return fmt::format("{:.0f}us", v / 1e3);
+    return fmt::format("{:.0f}ns", v);
+}
+
+std::string rate(double per_s) {
+    if (per_s >= 1e6) return fmt::format("{:.1f}M", per_s / 1e6);
+    if (per_s >= 1e3) return fmt::format("{:.1f}k", per_s / 1e3);
+    return fmt::format("{:.0f}", per_s);
+}
+
+// A table whose columns are as wide as their widest cell.
+struct Table {
+    std::vector<std::string> head;
+    std::vector<std::vector<std::string>> rows;
+    std::string render() const {
+        std::vector<size_t> w(head.size());
+        for (size_t i = 0; i < head.size(); ++i) w[i] = head[i].size();
+        for (const auto& r : rows)
+            for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], r[i].size());
+        auto line = [&](const std::vector<std::string>& r) {
+            std::string s;
+            for (size_t i = 0; i < w.size(); ++i) {
+                std::string cell = i < r.size() ? r[i] : "";
+                s += i + 1 == w.size() ? cell : fmt::format("{:<{}}  ", cell, w[i]);
+            }
+            while (!s.empty() && s.back() == ' ') s.pop_back();
+            return s + "\n";
+        };
+        std::string out = line(head);
+        for (const auto& r : rows) out += line(r);
+        return out;
+    }
+};
+
+// ------------------------------------------------------------ one request
+
+struct Ctl {
+    std::string control;
+    bool json_out = false;
+    std::string reason;
+
+    std::expected<ControlClient, std::string> connect() const {
+        std::string path = control;
+        if (path.empty()) {
+            auto found = vireo::control::find_control_socket();
+            if (!found) return std::unexpected(found.error());
+            path = *found;
+        }
+        return ControlClient::connect(path);
+    }
+
+    // Sends one request; prints the error (exit 1) or returns the result.
+    std::optional<json> call(json request, int& status) const {
+        auto c = connect();
+        if (!c) {
+            std::fprintf(stderr, "vireoctl: %s\n", c.error().c_str());
+            status = kExitUnreachable;
+            return std::nullopt;
+        }
+        if (!reason.empty()) request["reason"] = reason;
+        auto r = c->call(std::move(request));
+        if (!r) {
+            std::fprintf(stderr, "vireoctl: %s\n", r.error().c_str());
+            status = kExitUnreachable;
+            return std::nullopt;
+        }
+        if (r->contains("error")) {
+            const json& e = (*r)["error"];
+            if (json_out) std::cout << r->dump() << "\n";
+            std::fprintf(stderr, "vireoctl: error: %s: %s\n", str(e.value("code", json())).c_str(),
+                         str(e.value("message", json())).c_str());
+            status = kExitError;
+            return std::nullopt;
+        }
+        status = 0;
+        return (*r)["result"];
+    }
+};
+
+void print_list(const json& r) {
+    Table t{{"NAME", "STATE", "CPUS", "MEM", "UPTIME", "RESTARTS", "PINNED", "BALLOON", "LAST STOP"}, {}};
+    for (const auto& g : r["guests"]) {
+        std::string up = g["uptime_s"].is_number() ? fmt::format("{:.0f}s", g["uptime_s"].get<double>()) : "-";
+        std::string last = g["last_stop"].is_null() ? "-" : str(g["last_stop"]["reason"]);
+        std::string balloon = g["balloon"].is_null() ? "-" : bytes(g["balloon"]["target_bytes"]);
+        t.rows.push_back({str(g["name"]), str(g["state"]), str(g["cpus"]), bytes(g["mem_bytes"]), up, str(g["restarts"]),
+                          str(g["pinned_vcpus"]), balloon, last});
+    }
+    std::cout << t.render();
+}
+
+void print_vcpus(const json& r) {
+    Table t{{"VCPU", "THREAD", "TID", "HOST CPU", "ALLOWED", "PINNED", "STATE", "RUNS", "EXITS", "RUNQ P99"}, {}};
+    for (const auto& v : r["vcpus"]) {
+        std::string exits;
+        if (v.contains("exits"))
+            for (auto it = v["exits"].begin(); it != v["exits"].end(); ++it)
+                exits += fmt::format("{}{}={}", exits.empty() ? "" : " ", it.key(), it.value().get<uint64_t>());
+        std::string runq = "-";
+        if (v.contains("runq_wait") && v["runq_wait"].is_object()) {
+            const json& p = v["runq_wait"]["p99_ns"];
+            runq = duration_ns(p.is_number() ? std::optional<uint64_t>(p.get<uint64_t>()) : std::nullopt);
+        }
+        t.rows.push_back({str(v["vcpu"]), str(v["thread"]), str(v["tid"]), str(v["host_cpu"]), str(v["cpus_allowed"]),
+                          str(v["pinned"]), v.value("parked", false) ? "paused" : str(v["thread_state"]),
+                          str(v.value("runs", json())), exits.empty() ? "-" : exits, runq});
+    }
+    std::cout << "guest " << str(r["guest"]) << " (" << str(r["state"]) << ")\n" << t.render();
+}
+
+void print_balloon(const json& r) {
+    const json& b = r["balloon"];
+    std::cout << fmt::format("guest {}: balloon target {}, actual {}, guest RAM {}\n", str(r["guest"]), bytes(b["target_bytes"]),
+                             bytes(b.value("actual_bytes", json())), bytes(b["ram_bytes"]));
+    if (b.contains("stats") && b["stats"].is_object()) {
+        Table t{{"STAT", "VALUE"}, {}};
+        for (auto it = b["stats"].begin(); it != b["stats"].end(); ++it) t.rows.push_back({it.key(), str(it.value())});
+        std::cout << t.render();
+    }
+}
+
+void print_disks(const json& r) {
+    Table t{{"#", "PATH", "SIZE", "RO", "SERIAL", "REQUESTS", "READ", "WRITTEN", "ERRORS", "P99"}, {}};
+    for (const auto& d : r["disks"]) {
+        const json& c = d["counters"];
+        std::string p99 = "-";
+        if (d["latency"].is_object()) {
+            const json& p = d["latency"]["submit_to_complete"]["p99_ns"];
+            p99 = duration_ns(p.is_number() ? std::optional<uint64_t>(p.get<uint64_t>()) : std::nullopt);
+        }
+        t.rows.push_back({str(d["index"]), str(d["path"]), bytes(d["size_bytes"]), str(d["read_only"]), str(d["serial"]),
+                          c.is_object() ? str(c["requests"]) : "-", c.is_object() ? bytes(c["bytes_read"]) : "-",
+                          c.is_object() ? bytes(c["bytes_written"]) : "-", c.is_object() ? str(c["io_errors"]) : "-", p99});
+    }
+    std::cout << "guest " << str(r["guest"]) << "\n" << t.render();
+}
+
+void print_decisions(const json& r) {
+    Table t{{"#", "TIME", "SOURCE", "WHO", "ACTION", "OUTCOME", "UNDO", "REASON / ERROR"}, {}};
+    for (const auto& d : r["decisions"]) {
+        json a = d["action"];
+        std::string what = str(a["kind"]);
+        if (a.contains("guest")) what += " " + str(a["guest"]);
+        for (auto it = a.begin(); it != a.end(); ++it)
+            if (it.key() != "kind" && it.key() != "guest") what += fmt::format(" {}={}", it.key(), it.value().dump());
+        std::string undo = d["undone_by"].is_number() ? fmt::format("undone by #{}", d["undone_by"].get<uint64_t>())
+                           : d["undo"].empty()        ? "-"
+                                                      : "yes";
+        std::string note = d.contains("error") ? str(d["error"]["code"]) + ": " + str(d["error"]["message"]) : str(d["reason"]);
+        t.rows.push_back({str(d["seq"]), str(d["time"]), str(d["source"]), str(d["who"]), what, str(d["outcome"]), undo, note});
+    }
+    std::cout << t.render();
+    if (r.value("evicted", 0) > 0) std::cout << fmt::format("({} older decisions were evicted)\n", r["evicted"].get<uint64_t>());
+}
+
+void print_controller(const json& r) {
+    std::cout << "mode: " << str(r["mode"]) << "\nlimits:";
+    for (auto it = r["limits"].begin(); it != r["limits"].end(); ++it) std::cout << " " << it.key() << "=" << str(it.value());
+    std::cout << "\n";
+    Table t{{"GUEST", "MODE", "EFFECTIVE", "PIN HELD", "BALLOON HELD"}, {}};
+    for (auto it = r["guests"].begin(); it != r["guests"].end(); ++it)
+        t.rows.push_back({it.key(), str(it.value()["mode"]), str(it.value()["effective_mode"]), str(it.value()["held"]["pin"]),
+                          str(it.value()["held"]["balloon"])});
+    std::cout << t.render();
+}
+
+// ------------------------------------------------------------ top
+
+volatile sig_atomic_t g_quit = 0;
+void on_quit(int) { g_quit = 1; }
+
+// Raw, no-echo input and the alternate screen while top runs; restored on
+// every way out (q, Ctrl-C, SIGTERM, an error) by the destructor.
+class TerminalMode {
+public:
+    explicit TerminalMode(bool tty) : tty_(tty) {
+        if (!tty_) return;
+        if (::tcgetattr(STDIN_FILENO, &saved_) == 0) {
+            termios raw = saved_;
+            raw.c_lflag &= tcflag_t(~(ICANON | ECHO));
+            raw.c_cc[VMIN] = 0;
+            raw.c_cc[VTIME] = 0;
+            ::tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+            have_saved_ = true;
+        }
+        std::fputs("\x1b[?1049h\x1b[?25l", stdout);
+        std::fflush(stdout);
+    }
+    ~TerminalMode() { restore(); }
+    TerminalMode(const TerminalMode&) = delete;
+    TerminalMode& operator=(const TerminalMode&) = delete;
+    void restore() {
+        if (!tty_) return;
+        tty_ = false;
+        std::fputs("\x1b[?25h\x1b[?1049l", stdout);
+        std::fflush(stdout);
+        if (have_saved_) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+    }
+
+private:
+    bool tty_;
+    bool have_saved_ = false;
+    termios saved_{};
+};
+
+struct VcpuKey {
+    std::string guest;
+    unsigned vcpu;
+    auto operator<=>(const VcpuKey&) const = default;
+};
+
+std::optional<uint64_t> quantile(const json& buckets_now, const json* buckets_before, double q) {
+    if (!buckets_now.is_array() || buckets_now.size() != VIREO_HIST_BUCKETS) return std::nullopt;
+    vireo_hist now{}, before{};
+    for (unsigned i = 0; i < VIREO_HIST_BUCKETS; ++i) now.bucket[i] = buckets_now[i].get<uint64_t>();
+    if (buckets_before && buckets_before->is_array() && buckets_before->size() == VIREO_HIST_BUCKETS)
+        for (unsigned i = 0; i < VIREO_HIST_BUCKETS; ++i) before.bucket[i] = (*buckets_before)[i].get<uint64_t>();
+    return vireo::hist_quantile_ns(vireo::hist_delta(now, before), q);
+}
+
+const json* find_path(const json& j, std::initializer_list<const char*> path) {
+    const json* cur = &j;
+    for (const char* k : path) {
+        if (!cur->is_object() || !cur->contains(k)) return nullptr;
+        cur = &(*cur)[k];
+    }
+    return cur;
+}
+
+std::string render_top(const json& now, const json* before, double interval_s) {
+    std::map<VcpuKey, const json*> prev;
+    std::map<std::string, const json*> prev_guest;
+    if (before)
+        for (const auto& g : (*before)["guests"]) {
+            prev_guest[g["name"].get<std::string>()] = &g;
+            for (const auto& v : g["vcpus"]) prev[{g["name"].get<std::string>(), v["vcpu"].get<unsigned>()}] = &v;
+        }
+    if (before && now.contains("monotonic_ns") && before->contains("monotonic_ns"))
+        interval_s = double(now["monotonic_ns"].get<int64_t>() - (*before)["monotonic_ns"].get<int64_t>()) / 1e9;
+    if (interval_s <= 0) interval_s = 1;
+
+    Table t{{"GUEST/VCPU", "STATE", "HOST CPU", "PIN", "CPU%", "GUEST%", "EXITS/S", "RUNQ P50", "RUNQ P99", "BALLOON", "IO P99"}, {}};
+    for (const auto& g : now["guests"]) {
+        std::string name = g["name"].get<std::string>();
+        std::string balloon = "-";
+        if (g["balloon"].is_object())
+            balloon = fmt::format("{}/{}", bytes(g["balloon"].value("actual_bytes", json())), bytes(g["balloon"]["target_bytes"]));
+        std::optional<uint64_t> io_p99;
+        const json* pg = prev_guest.count(name) ? prev_guest[name] : nullptr;
+        for (const auto& d : g["disks"]) {
+            const json* b = find_path(d, {"latency", "submit_to_complete", "buckets"});
+            if (!b) continue;
+            const json* pb = nullptr;
+            if (pg)
+                for (const auto& pd : (*pg)["disks"])
+                    if (pd["index"] == d["index"]) pb = find_path(pd, {"latency", "submit_to_complete", "buckets"});
+            auto q = quantile(*b, pb, 0.99);
+            if (q && (!io_p99 || *q > *io_p99)) io_p99 = q;
+        }
+        t.rows.push_back({name, str(g["state"]), "", "", "", "", "", "", "", balloon, duration_ns(io_p99)});
+        for (const auto& v : g["vcpus"]) {
+            const json* p = prev.count({name, v["vcpu"].get<unsigned>()}) ? prev[{name, v["vcpu"].get<unsigned>()}] : nullptr;
+            auto delta = [&](std::initializer_list<const char*> path) -> std::optional<double> {
+                const json* a = find_path(v, path);
+                const json* b = p ? find_path(*p, path) : nullptr;
+                if (!a || !a->is_number() || !b || !b->is_number()) return std::nullopt;
+                double d = a->get<double>() - b->get<double>();
+                return d < 0 ? std::nullopt : std::optional(d);
+            };
+            std::string cpu = "-", guest = "-", exits = "-", p50 = "-", p99 = "-";
+            auto user = delta({"cpu_ns", "user"}), sys = delta({"cpu_ns", "system"});
+            if (user && sys) cpu = fmt::format("{:.0f}", (*user + *sys) / (interval_s * 1e7));
+            // Time in guest: KVM_RUN time from eBPF, else the kernel's guest time.
+            if (auto in = delta({"in_kvm_run_ns"}); in && v["in_kvm_run_ns"].get<double>() > 0)
+                guest = fmt::format("{:.0f}", *in / (interval_s * 1e7));
+            else if (auto gt = delta({"cpu_ns", "guest"}); gt && v["cpu_ns"]["guest"].get<double>() > 0)
+                guest = fmt::format("{:.0f}", *gt / (interval_s * 1e7));
+            if (p && v.contains("exits")) {
+                std::vector<std::pair<double, std::string>> by;
+                for (auto it = v["exits"].begin(); it != v["exits"].end(); ++it) {
+                    double before_n = (*p).contains("exits") && (*p)["exits"].contains(it.key()) ? (*p)["exits"][it.key()].get<double>() : 0;
+                    double d = it.value().get<double>() - before_n;
+                    if (d > 0) by.emplace_back(d / interval_s, it.key());
+                }
+                std::sort(by.rbegin(), by.rend());
+                exits.clear();
+                for (size_t i = 0; i < by.size() && i < 3; ++i) exits += fmt::format("{}{} {}", i ? " " : "", by[i].second, rate(by[i].first));
+                if (exits.empty()) exits = "0";
+            }
+            if (const json* rq = find_path(v, {"runq_wait", "buckets"})) {
+                const json* prq = p ? find_path(*p, {"runq_wait", "buckets"}) : nullptr;
+                p50 = duration_ns(quantile(*rq, prq, 0.5));
+                p99 = duration_ns(quantile(*rq, prq, 0.99));
+            }
+            std::string state = v.value("parked", false) ? "paused" : str(v.value("thread_state", json()));
+            t.rows.push_back({fmt::format("  vcpu {}", v["vcpu"].get<unsigned>()), state, str(v["host_cpu"]), str(v["pinned"]), cpu, guest,
+                              exits, p50, p99, "", ""});
+        }
+    }
+    return t.render();
+}
+
+int run_top(const Ctl& ctl, double interval_s, int iterations) {
+    auto c = ctl.connect();
+    if (!c) {
+        std::fprintf(stderr, "vireoctl: %s\n", c.error().c_str());
+        return kExitUnreachable;
+    }
+    bool tty = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
+    struct sigaction sa {};
+    sa.sa_handler = on_quit;
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    TerminalMode mode(tty);
+    std::optional<json> before;
+    int status = 0;
+    for (int frame = 0; !g_quit && (iterations <= 0 || frame < iterations); ++frame) {
+        auto r = c->call({{"request", "metrics"}});
+        if (!r || r->contains("error")) {
+            status = r ? kExitError : kExitUnreachable;
+            std::string why = r ? str((*r)["error"]["message"]) : r.error();
+            mode.restore();
+            std::fprintf(stderr, "vireoctl: top: %s\n", why.c_str());
+            return status;
+        }
+        json now = (*r)["result"];
+        std::string frame_text = fmt::format("vireoctl top: {} guests, every {:.1f} s{}\n\n", now["guests"].size(), interval_s,
+                                             tty ? "  (q to quit)" : "") +
+                                 render_top(now, before ? &*before : nullptr, interval_s);
+        if (tty) std::fputs("\x1b[H\x1b[2J", stdout);
+        std::fputs(frame_text.c_str(), stdout);
+        if (!tty) std::fputs("\n", stdout);
+        std::fflush(stdout);
+        before = std::move(now);
+        if (iterations > 0 && frame + 1 >= iterations) break;
+        // Wait for the next frame, or a key.
+        auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(interval_s);
+        while (!g_quit) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+            if (left <= 0) break;
+            pollfd p{STDIN_FILENO, POLLIN, 0};
+            int n = ::poll(&p, tty ? 1 : 0, int(left));
+            if (n > 0 && (p.revents & POLLIN)) {
+                char ch = 0;
+                if (::read(STDIN_FILENO, &ch, 1) == 1 && (ch == 'q' || ch == 'Q' || ch == 3)) g_quit = 1;
+            }
+        }
+    }
+    return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Ctl ctl;
+    CLI::App app{"vireoctl: control a running vireo through its control socket", "vireoctl"};
+    app.set_version_flag("--version", std::string("vireoctl ") + VIREO_VERSION);
+    app.require_subcommand(1);
+    app.add_option("--control", ctl.control, "control socket (default: the one vireo in " + vireo::control::default_control_dir() +
+                                                 ", or $VIREO_CONTROL)");
+    app.add_flag("--json", ctl.json_out, "print the response's result as JSON (for scripts)");
+    app.add_option("--reason", ctl.reason, "why: recorded with the action in the decision log");
+
+    json request;
+    std::string guest, target, cpus, mode, type_filter;
+    unsigned vcpu = 0;
+    std::optional<unsigned> opt_vcpu;
+    double timeout_s = 0, interval_s = 1;
+    int iterations = 0;
+    uint64_t seq = 0, since = 0;
+    size_t limit = 0;
+    std::vector<std::string> limits, release, hold, types;
+    enum class Print { Raw, List, Vcpus, Balloon, Disks, Decisions, Controller, Events, Top } print = Print::Raw;
+
+    auto guest_cmd = [&](const char* name, const char* help) {
+        auto* s = app.add_subcommand(name, help);
+        s->add_option("guest", guest, "guest name")->required();
+        return s;
+    };
+    auto* info = app.add_subcommand("info", "vireo's version, pid, uptime, endpoints, guests");
+    auto* list = app.add_subcommand("list", "every guest with its state");
+    auto* pause = guest_cmd("pause", "pause a guest (its vCPUs stop running)");
+    auto* resume = guest_cmd("resume", "resume a paused guest");
+    auto* shutdown = guest_cmd("shutdown", "press the ACPI power button; poweroff after the timeout");
+    shutdown->add_option("--timeout", timeout_s, "seconds before the poweroff (default 30)");
+    auto* poweroff = guest_cmd("poweroff", "stop a guest at once");
+    auto* restart = guest_cmd("restart", "power a guest off (if running) and boot it again");
+    auto* vcpus = guest_cmd("vcpus", "vCPU threads: tid, host CPU, pinning, exits, run-queue wait");
+    auto* pin = guest_cmd("pin", "pin a vCPU's thread to host CPUs");
+    pin->add_option("vcpu", vcpu, "vCPU index")->required();
+    pin->add_option("cpus", cpus, "host CPUs, e.g. 1 or 0-1,3")->required();
+    auto* unpin = guest_cmd("unpin", "let a vCPU (or all) run on any allowed CPU again");
+    unpin->add_option("vcpu", opt_vcpu, "vCPU index (default: all)");
+    auto* balloon = guest_cmd("balloon", "show the balloon, or set its target (bytes or 512M)");
+    balloon->add_option("target", target, "new target, e.g. 128M");
+    auto* disks = guest_cmd("disks", "the guest's disks and their counters");
+    auto* metrics = app.add_subcommand("metrics", "every figure vireo has, as JSON");
+    metrics->add_option("guest", guest, "only this guest");
+    auto* controller = app.add_subcommand("controller", "show or set the controller's mode, limits and per-guest overrides");
+    controller->add_option("--guest", guest, "per-guest: mode override and held levers");
+    controller->add_option("--mode", mode, "off | advise | auto (per guest also: inherit)");
+    controller->add_option("--limit", limits, "NAME=VALUE, e.g. balloon_step_percent=5 (repeatable)");
+    controller->add_option("--release", release, "pin | balloon: give the lever back to the controller");
+    controller->add_option("--hold", hold, "pin | balloon: keep the controller off the lever");
+    auto* decisions = app.add_subcommand("decisions", "recent actions: who, what, why, outcome");
+    decisions->add_option("--guest", guest, "only this guest");
+    decisions->add_option("--limit", limit, "at most this many (default 50)");
+    auto* undo = app.add_subcommand("undo", "apply the inverse of a decision");
+    undo->add_option("seq", seq, "the decision's number (see decisions)")->required();
+    auto* events = app.add_subcommand("events", "follow the event stream (Ctrl-C to stop)");
+    events->add_option("--guest", guest, "only this guest's events");
+    events->add_option("--type", types, "only these types: state, stop, fault, action, restart, ... (repeatable)");
+    auto* since_opt = events->add_option("--since", since, "replay kept events from this sequence number first");
+    auto* top = app.add_subcommand("top", "live per-guest, per-vCPU view (q or Ctrl-C quits)");
+    top->add_option("--interval", interval_s, "seconds between frames (default 1)");
+    top->add_option("--iterations", iterations, "stop after N frames (default: until q)");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : kExitUsage;
+    }
+
+    if (info->parsed()) request = {{"request", "info"}};
+    else if (list->parsed()) request = {{"request", "list"}}, print = Print::List;
+    else if (pause->parsed()) request = {{"request", "pause"}, {"guest", guest}};
+    else if (resume->parsed()) request = {{"request", "resume"}, {"guest", guest}};
+    else if (shutdown->parsed()) {
+        request = {{"request", "shutdown"}, {"guest", guest}};
+        if (timeout_s > 0) request["timeout_s"] = uint64_t(std::ceil(timeout_s));
+    } else if (poweroff->parsed()) request = {{"request", "poweroff"}, {"guest", guest}};
+    else if (restart->parsed()) request = {{"request", "restart"}, {"guest", guest}};
+    else if (vcpus->parsed()) request = {{"request", "vcpus"}, {"guest", guest}}, print = Print::Vcpus;
+    else if (pin->parsed()) request = {{"request", "pin"}, {"guest", guest}, {"vcpu", vcpu}, {"cpus", cpus}};
+    else if (unpin->parsed()) {
+        request = {{"request", "unpin"}, {"guest", guest}};
+        if (opt_vcpu) request["vcpu"] = *opt_vcpu;
+    } else if (balloon->parsed()) {
+        request = {{"request", "balloon"}, {"guest", guest}};
+        if (!target.empty()) request["target"] = target;
+        print = Print::Balloon;
+    } else if (disks->parsed()) request = {{"request", "disks"}, {"guest", guest}}, print = Print::Disks;
+    else if (metrics->parsed()) {
+        request = {{"request", "metrics"}};
+        if (!guest.empty()) request["guest"] = guest;
+    } else if (controller->parsed()) {
+        request = {{"request", "controller"}};
+        if (!guest.empty()) request["guest"] = guest;
+        if (!mode.empty()) request["mode"] = mode;
+        if (!limits.empty()) {
+            json l = json::object();
+            for (const auto& kv : limits) {
+                size_t eq = kv.find('=');
+                if (eq == std::string::npos) {
+                    std::fprintf(stderr, "vireoctl: --limit %s: want NAME=VALUE\n", kv.c_str());
+                    return kExitUsage;
+                }
+                try {
+                    l[kv.substr(0, eq)] = std::stoull(kv.substr(eq + 1));
+                } catch (const std::exception&) {
+                    std::fprintf(stderr, "vireoctl: --limit %s: the value is not a whole number\n", kv.c_str());
+                    return kExitUsage;
+                }
+            }
+            request["limits"] = l;
+        }
+        if (!release.empty()) request["release"] = release;
+        if (!hold.empty()) request["hold"] = hold;
+        print = Print::Controller;
+    } else if (decisions->parsed()) {
+        request = {{"request", "decisions"}};
+        if (!guest.empty()) request["guest"] = guest;
+        if (limit) request["limit"] = limit;
+        print = Print::Decisions;
+    } else if (undo->parsed()) request = {{"request", "undo"}, {"seq", seq}};
+    else if (events->parsed()) {
+        request = {{"request", "events"}};
+        if (!guest.empty()) request["guest"] = guest;
+        if (!types.empty()) request["types"] = types;
+        if (since_opt->count()) request["since"] = since;
+        print = Print::Events;
+    } else if (top->parsed()) {
+        if (interval_s < 0.1) {
+            std::fprintf(stderr, "vireoctl: top: --interval must be at least 0.1 s\n");
+            return kExitUsage;
+        }
+        return run_top(ctl, interval_s, iterations);
+    }
+
+    if (print == Print::Events) {
+        // A stream: print each event line until vireo closes or Ctrl-C.
+        auto c = ctl.connect();
+        if (!c) {
+            std::fprintf(stderr, "vireoctl: %s\n", c.error().c_str());
+            return kExitUnreachable;
+        }
+        auto r = c->call(request);
+        if (!r) {
+            std::fprintf(stderr, "vireoctl: %s\n", r.error().c_str());
+            return kExitUnreachable;
+        }
+        if (r->contains("error")) {
+            std::fprintf(stderr, "vireoctl: error: %s\n", str((*r)["error"]["message"]).c_str());
+            return kExitError;
+        }
+        ::signal(SIGINT, on_quit);
+        while (!g_quit) {
+            auto line = c->read_line(std::chrono::milliseconds(200));
+            if (!line) {
+                if (line.error() == "timeout") continue;
+                break;
+            }
+            if (ctl.json_out) {
+                std::cout << *line << "\n" << std::flush;
+                continue;
+            }
+            auto j = json::parse(*line, nullptr, false);
+            if (j.is_discarded() || !j.contains("event")) continue;
+            json e = j["event"];
+            std::string rest;
+            for (auto it = e.begin(); it != e.end(); ++it)
+                if (it.key() != "seq" && it.key() != "time" && it.key() != "type" && it.key() != "guest")
+                    rest += fmt::format(" {}={}", it.key(), it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
+            std::cout << fmt::format("#{} {} {}{}{}\n", e["seq"].get<uint64_t>(), str(e["time"]), str(e["type"]),
+                                     e.contains("guest") ? " " + str(e["guest"]) : "", rest)
+                      << std::flush;
+        }
+        return 0;
+    }
+
+    int status = 0;
+    auto result = ctl.call(request, status);
+    if (!result) return status;
+    if (ctl.json_out) {
+        std::cout << result->dump() << "\n";
+        return 0;
+    }
+    switch (print) {
+        case Print::List: print_list(*result); break;
+        case Print::Vcpus: print_vcpus(*result); break;
+        case Print::Balloon: print_balloon(*result); break;
+        case Print::Disks: print_disks(*result); break;
+        case Print::Decisions: print_decisions(*result); break;
+        case Print::Controller: print_controller(*result); break;
+        default:
+            if (result->contains("outcome"))
+                std::cout << fmt::format("{} {}: {} (decision #{}){}\n", str(request["request"]), guest, str((*result)["outcome"]),
+                                         str((*result)["seq"]),
+                                         result->contains("state") ? ", now " + str((*result)["state"]) : std::string());
+            else
+                std::cout << result->dump(2) << "\n";
+    }
+    return 0;
+}
