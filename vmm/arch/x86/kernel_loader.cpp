@@ -13,6 +13,7 @@
 #include "vireo/layout.h"
 #include "vireo/testguest_abi.h"
 #include "vmm/arch/x86/e820.h"
+#include "vmm/arch/x86/kernel_cache.h"
 #include "vmm/arch/x86/mptable.h"
 #include "vmm/arch/x86/zero_page.h"
 #include "vmm/kvm/unique_fd.h"
@@ -309,11 +310,23 @@ std::expected<KernelImage, std::string> read_kernel_image(const std::string& pat
         return std::unexpected(fmt::format("kernel {}: needs {} MiB of RAM to unpack itself; --mem is too small", path,
                                            (image.bzimage->end_when_loaded_at(VIREO_KERNEL_ADDR) >> 20) + 1));
     if (unpack && image.bzimage->compression == Compression::Xz) {
-        auto vmlinux = decompress_payload(*image.bzimage, low_ram_end(mem_size));
-        if (!vmlinux) return std::unexpected(about(path, vmlinux.error()));
-        image.unpacked = std::move(*vmlinux);
-        auto elf = parse_elf64(image.unpacked);
-        if (!elf) return std::unexpected(about(path, "unpacked payload: " + elf.error()));
+        auto cache = KernelCache::from_environment();
+        std::optional<std::vector<uint8_t>> cached;
+        if (cache) cached = cache->load(image.bzimage->payload, low_ram_end(mem_size));
+        std::optional<ElfImage> elf;
+        if (cached) {
+            image.unpacked = std::move(*cached);
+            if (auto parsed = parse_elf64(image.unpacked)) elf = std::move(*parsed);
+        }
+        if (!elf) {  // no cache, or an entry that does not parse: unpack
+            auto vmlinux = decompress_payload(*image.bzimage, low_ram_end(mem_size));
+            if (!vmlinux) return std::unexpected(about(path, vmlinux.error()));
+            image.unpacked = std::move(*vmlinux);
+            auto parsed = parse_elf64(image.unpacked);
+            if (!parsed) return std::unexpected(about(path, "unpacked payload: " + parsed.error()));
+            elf = std::move(*parsed);
+            if (cache) cache->store(image.bzimage->payload, image.unpacked);
+        }
         if (auto r = check_segments_fit(*elf, mem_size); !r) return std::unexpected(about(path, r.error()));
         image.elf = std::move(*elf);
     }
