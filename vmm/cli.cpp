@@ -54,11 +54,37 @@ std::expected<CliResult, std::string> parse_command_line(int argc, const char* c
     run->add_flag("--no-unpack-kernel", no_unpack,
                   "boot a bzImage as is, letting it decompress itself (default: vireo unpacks an xz payload natively)");
     run->add_flag("--stats", c.stats, "print exit and device statistics when the guest stops");
+    std::vector<std::string> disk_specs;
+    run->add_option("--disk", disk_specs,
+                    "virtio-blk disk (repeatable): PATH[,ro][,direct][,queues=N][,queue-size=M][,serial=S][,poll=US]")
+        ->expected(1)
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    std::string balloon_spec;
+    auto* balloon_opt = run->add_option("--balloon", balloon_spec,
+                                        "virtio-balloon: [deflate-on-oom][,stats=SECONDS][,reporting]")
+                            ->expected(0, 1);
+    run->add_flag("--virtio-cmdline", c.virtio_cmdline,
+                  "also list virtio devices as virtio_mmio.device= on the kernel command line (ACPI always lists them)");
+    std::string probes_text = "auto";
+    run->add_option("--probes", probes_text,
+                    "eBPF probes: auto (what this host allows; says once what is off), on (all or fail), off")
+        ->default_val("auto");
+
+    const char* control_help = "control socket PATH, or none (default: $XDG_RUNTIME_DIR/vireo/<name or pid>.sock, "
+                               "/run/vireo/... as root)";
+    const char* metrics_help = "serve Prometheus metrics over HTTP on ADDRESS:PORT, e.g. 127.0.0.1:9100 (port 0: any free port)";
+    run->add_option("--control", result.control, control_help);
+    run->add_option("--metrics-listen", result.metrics_listen, metrics_help);
+    auto* host = app.add_subcommand("host", "run several guests from a JSON config file (see README, \"Host config file\")");
+    host->add_option("--config", result.host_config, "the host config file (JSON)")->required();
+    host->add_option("--control", result.control, control_help);
+    host->add_option("--metrics-listen", result.metrics_listen, metrics_help);
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
-        std::cout << app.help(run->parsed() ? "run" : "");
+        std::cout << app.help(run->parsed() ? "run" : host->parsed() ? "host" : "");
         result.action = CliResult::Action::Exit;
         return result;
     } catch (const CLI::CallForAllHelp&) {
@@ -72,10 +98,27 @@ std::expected<CliResult, std::string> parse_command_line(int argc, const char* c
     } catch (const CLI::ParseError& e) {
         std::string what = e.what();
         if (what.empty()) what = e.get_name();
-        return std::unexpected(fmt::format("{} (see 'vireo run --help')", what));
+        return std::unexpected(fmt::format("{} (see 'vireo {} --help')", what, host->parsed() ? "host" : "run"));
+    }
+    if (host->parsed()) {
+        result.action = CliResult::Action::Host;
+        return result;
     }
 
     c.unpack_kernel = !no_unpack;
+    for (const auto& spec : disk_specs) {
+        auto disk = parse_disk_spec(spec);
+        if (!disk) return std::unexpected(disk.error());
+        c.disks.push_back(std::move(*disk));
+    }
+    if (balloon_opt->count()) {
+        auto b = parse_balloon_spec(balloon_spec);
+        if (!b) return std::unexpected(b.error());
+        c.balloon = std::move(*b);
+    }
+    auto probes = parse_probe_mode(probes_text);
+    if (!probes) return std::unexpected(fmt::format("--probes: '{}' is not on, off or auto", probes_text));
+    c.probes = *probes;
     auto mem = parse_size(mem_text);
     if (!mem) return std::unexpected("--mem: " + mem.error());
     c.mem_bytes = *mem;

@@ -16,9 +16,13 @@ namespace vireo {
 std::expected<uint64_t, std::string> parse_size(const std::string& text);
 
 struct CliResult {
-    enum class Action { Run, Exit } action = Action::Run;
+    // Run: one guest from `config`. Host: guests from the file `host_config`.
+    enum class Action { Run, Host, Exit } action = Action::Run;
     int exit_status = 0;  // for Exit (help/version: 0)
     MachineConfig config;
+    std::string host_config;     // vireo host --config FILE
+    std::string control;         // --control PATH|none (empty: the default path)
+    std::string metrics_listen;  // --metrics-listen ADDR:PORT (empty: off)
 };
 
 // Parses argv; bad input is std::unexpected("one line"), exit status 2.

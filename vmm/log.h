@@ -16,6 +16,19 @@ void log_line(LogLevel level, std::string_view message);
 // The console puts the tty in raw mode; log lines then end in \r\n.
 void set_log_raw_tty(bool raw);
 
+// Holds back info and debug lines (warnings and errors pass) until
+// commit(); without it they are dropped. A host that builds several guests
+// and then fails on one prints its one error line, not the lines of the
+// guests built before it. One at a time.
+class HeldLog {
+public:
+    HeldLog();
+    ~HeldLog();
+    HeldLog(const HeldLog&) = delete;
+    HeldLog& operator=(const HeldLog&) = delete;
+    void commit();
+};
+
 template <typename... Args>
 void log_debug(fmt::format_string<Args...> f, Args&&... args) {
     if (log_level() <= LogLevel::Debug) log_line(LogLevel::Debug, fmt::format(f, std::forward<Args>(args)...));

@@ -7,9 +7,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <future>
 
 #include <fmt/format.h>
 
+#include "bpf/telemetry_report.h"
+#include "vmm/devices/virtio/virtio_abi.h"
 #include "vireo/layout.h"
 #include "vmm/arch/x86/e820.h"
 #include "vmm/arch/x86/kernel_loader.h"
@@ -46,6 +49,10 @@ private:
     std::string_view name_;
 };
 
+long long elapsed_ms(std::chrono::steady_clock::time_point since) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since).count();
+}
+
 std::string vcpu_thread_name(unsigned index, const std::string& guest) {
     std::string name = fmt::format("CPU {}/g{}", index, guest);
     if (name.size() > 15) name.resize(15);
@@ -58,15 +65,28 @@ Machine::~Machine() {
     for (auto& r : runners_) r->kick();
     for (auto& r : runners_) r->join();
     runners_.clear();
+    if (virtio_) virtio_->stop();
 }
 
 std::expected<std::unique_ptr<Machine>, BuildError> Machine::build(const MachineConfig& config,
                                                                    std::chrono::steady_clock::time_point start) {
+    // The eBPF probes load (~30 ms: kernel BTF, the verifier) while the input
+    // is checked and the VM built; they are in place before any vCPU runs.
+    // (A pair, not std::expected, through the future: g++ 12 warns falsely
+    // about the latter's destructor there.)
+    std::future<std::pair<std::unique_ptr<ProbeSet>, std::string>> probes_loading;
+    if (config.probes != ProbeMode::Off)
+        probes_loading = std::async(std::launch::async, [mode = config.probes, opts = ProbeOptions{
+            .vcpus = config.cpus, .blk_devices = unsigned(config.disks.size())}] {
+            auto set = ProbeSet::start(mode, opts);
+            return set ? std::pair(std::move(*set), std::string()) : std::pair(std::unique_ptr<ProbeSet>(), set.error());
+        });
     // Everything the user gave us is checked before KVM is touched.
     auto console_spec = parse_console_spec(config.console);
     if (!console_spec) return std::unexpected(bad_input(console_spec.error()));
     auto image = read_kernel_image(config.kernel, config.mem_bytes, config.unpack_kernel);
     if (!image) return std::unexpected(bad_input(image.error()));
+    log_debug("kernel read at {} ms", elapsed_ms(start));
     BootInputs boot;
     boot.cmdline = config.cmdline;
     boot.cpus = config.cpus;
@@ -76,10 +96,18 @@ std::expected<std::unique_ptr<Machine>, BuildError> Machine::build(const Machine
         if (!initrd) return std::unexpected(bad_input(initrd.error()));
         boot.initrd = std::move(*initrd);
     }
+    // Disk images are opened and locked here, before KVM: a disk another
+    // guest holds is bad input and nothing starts.
+    auto virtio = VirtioDevices::prepare(config);
+    if (!virtio) return std::unexpected(bad_input(virtio.error()));
+    boot.virtio = (*virtio)->descriptors();
+    if (config.virtio_cmdline && !(*virtio)->empty())
+        boot.cmdline += (boot.cmdline.empty() ? "" : " ") + (*virtio)->cmdline_devices();
 
     std::unique_ptr<Machine> m(new Machine());
     m->config_ = config;
     m->start_ = start;
+    m->virtio_ = std::move(*virtio);
     auto kvm = KvmSystem::open();
     if (!kvm) return std::unexpected(host_error(kvm.error()));
     m->kvm_ = std::move(*kvm);
@@ -117,8 +145,26 @@ std::expected<std::unique_ptr<Machine>, BuildError> Machine::build(const Machine
     if (!console) return std::unexpected(bad_input(console.error()));
     m->console_ = std::move(*console);
     if (auto r = m->add_devices(); !r) return std::unexpected(r.error());
+    // KVM's per-vCPU binary stats (Linux 5.14+), read without BPF.
+    for (auto& vcpu : m->vcpu_fds_) {
+        auto stats = BinaryStats::open(vcpu.fd());
+        if (!stats) log_debug("vCPU {}: no binary stats: {}", vcpu.index(), stats.error());
+        m->vcpu_stats_.push_back(stats ? std::optional<BinaryStats>(std::move(*stats)) : std::nullopt);
+    }
+    if (probes_loading.valid()) {
+        auto [probes, error] = probes_loading.get();
+        if (!error.empty()) return std::unexpected(host_error(error));
+        m->probes_ = std::move(probes);
+        if (!m->probes_->notice().empty()) log_warn("{}", m->probes_->notice());
+        // Disks are the first virtio devices (VirtioDevices): disk i is
+        // window i; the guest notifies on its QueueNotify register.
+        const auto descs = m->virtio_->descriptors();
+        for (unsigned i = 0; i < config.disks.size() && i < descs.size() && m->probes_->attached(Probe::Blk); ++i)
+            if (auto r = m->probes_->add_blk_device(i, descs[i].base + virtio::reg::QueueNotify, descs[i].gsi); !r) log_warn("{}", r.error());
+    }
     log_info("guest {}: {} vCPU, {} MiB, kernel {} ({})", config.name, config.cpus, config.mem_bytes >> 20,
              config.kernel, image->describe());
+    log_debug("guest {} built at {} ms", config.name, elapsed_ms(start));
     return m;
 }
 
@@ -133,7 +179,8 @@ std::expected<void, BuildError> Machine::add_devices() {
     auto& serial = serial_;
     uint64_t low = low_ram_end(config_.mem_bytes);
     uint64_t high = config_.mem_bytes > low ? config_.mem_bytes - low : 0;
-    auto acpi = std::make_shared<AcpiPm>(stop_, irq(VIREO_ACPI_SCI_IRQ));
+    acpi_ = std::make_shared<AcpiPm>(stop_, irq(VIREO_ACPI_SCI_IRQ));
+    auto& acpi = acpi_;
     boot_marker_ = std::make_shared<BootMarker>(start_);
     test_ports_ = std::make_shared<TestPorts>(stop_);
 
@@ -143,7 +190,7 @@ std::expected<void, BuildError> Machine::add_devices() {
     };
     const Pio pio[] = {
         {VIREO_SERIAL_COM1, Serial8250::kWindowSize, serial},
-        {I8042::kBase, I8042::kWindowSize, std::make_shared<I8042>(stop_)},
+        {I8042::kBase, I8042::kWindowSize, std::make_shared<I8042>(stop_, &irq(1))},
         {CmosRtc::kBase, CmosRtc::kWindowSize, std::make_shared<CmosRtc>(low, high)},
         {VIREO_PVPANIC_PORT, Pvpanic::kWindowSize, std::make_shared<Pvpanic>(stop_)},
         {TestPorts::kBase, TestPorts::kWindowSize, test_ports_},
@@ -156,6 +203,7 @@ std::expected<void, BuildError> Machine::add_devices() {
             return std::unexpected(host_error(fmt::format("pio bus: {} at {:#x} overlaps another device", p.dev->name(), p.base)));
     if (!mmio_.add(VIREO_BOOT_MARKER_ADDR, BootMarker::kWindowSize, boot_marker_))
         return std::unexpected(host_error("mmio bus: boot marker overlaps another device"));
+    if (auto r = virtio_->create(vm_, memory_, mmio_, stop_, config_.name); !r) return std::unexpected(host_error(r.error()));
     pio_.freeze();
     mmio_.freeze();
     return {};
@@ -166,15 +214,23 @@ void Machine::start() {
     auto* serial = serial_.get();
     if (auto r = console_->start_input([serial](std::span<const uint8_t> bytes) { serial->receive(bytes); }); !r)
         log_warn("console input: {}", r.error());
+    virtio_->start();  // the I/O thread, before any vCPU can notify
     for (auto& vcpu : vcpu_fds_) {
         runners_.push_back(std::make_unique<VcpuRunner>(vcpu, pio_, mmio_, stop_, vcpu_thread_name(vcpu.index(), config_.name)));
+        if (ProbeSet* probes = probes_.get())
+            runners_.back()->on_thread_start([probes, slot = vcpu.index()](pid_t tid) {
+                if (auto r = probes->add_vcpu(tid, slot); !r) log_warn("{}", r.error());
+            });
         runners_.back()->start();
     }
 }
 
+bool Machine::press_power_button() { return acpi_ && acpi_->press_power_button(); }
+
 StopRequest Machine::halt() {
     for (auto& r : runners_) r->kick();
     for (auto& r : runners_) r->join();
+    virtio_->stop();  // after the vCPUs: no notification can come any more
     console_->stop_input();
     serial_->flush();
     return stop_.request().value_or(StopRequest{StopReason::HostError, 0, "no stop reason"});
@@ -237,6 +293,39 @@ void Machine::print_stats() const {
                  std::chrono::duration_cast<std::chrono::nanoseconds>(first.time_since_epoch()).count());
     }
     if (auto us = boot_marker_->boot_complete_us()) log_info("stats: boot_complete_us={}", *us);
+    virtio_->print_stats();
+    log_info("stats: probes: {}", probes_ ? probes_->summary() : std::string("off (--probes off)"));
+    for (const auto& line : format_telemetry(telemetry())) log_info("stats: {}", line);
+    if (probes_) {
+        // Run time is only counted while kernel.bpf_stats_enabled=1.
+        auto cost = probes_->cost();
+        if (cost.run_ns)
+            log_info("stats: probe_cost: runs={} run_ns={} ns_per_run={:.1f}", cost.runs, cost.run_ns,
+                     cost.runs ? double(cost.run_ns) / double(cost.runs) : 0.0);
+    }
+}
+
+Telemetry Machine::telemetry() const {
+    Telemetry t;
+    fmt::format_to_n(t.guest.name, sizeof t.guest.name - 1, "{}", config_.name);
+    t.vcpus.resize(vcpu_fds_.size());
+    for (size_t i = 0; i < vcpu_fds_.size(); ++i) {
+        auto& v = t.vcpus[i];
+        v.vcpu = uint32_t(i);
+        if (i < runners_.size()) {
+            v.tid = runners_[i]->tid();
+            add_vmm_counters(runners_[i]->counters(), v);
+        }
+        if (probes_) probes_->read_vcpu(unsigned(i), v);
+        if (i < vcpu_stats_.size() && vcpu_stats_[i])
+            if (auto sample = vcpu_stats_[i]->read()) add_binary_stats(*sample, v);
+    }
+    if (probes_ && probes_->attached(Probe::Blk)) {
+        t.blk.resize(config_.disks.size());
+        for (size_t i = 0; i < t.blk.size(); ++i) probes_->read_blk(unsigned(i), t.blk[i]);
+    }
+    finish_guest(t);
+    return t;
 }
 
 }  // namespace vireo

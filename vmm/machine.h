@@ -5,11 +5,16 @@
 #include <chrono>
 #include <expected>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "bpf/probe_set.h"
+#include "vireo/telemetry.h"
 #include "vmm/devices/console.h"
 #include "vmm/devices/io_bus.h"
+#include "vmm/devices/virtio/virtio_devices.h"
+#include "vmm/kvm/binary_stats.h"
 #include "vmm/kvm/guest_memory.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm/vcpu.h"
@@ -20,6 +25,7 @@
 
 namespace vireo {
 
+class AcpiPm;
 class BootMarker;
 class TestPorts;
 class Serial8250;
@@ -51,6 +57,19 @@ public:
     const MachineConfig& config() const { return config_; }
     const std::vector<std::unique_ptr<VcpuRunner>>& vcpus() const { return runners_; }
     StopController& stop() { return stop_; }
+    // The ACPI power button (graceful shutdown); false if the guest has not
+    // enabled it (no ACPI OS running), so the caller can say so.
+    bool press_power_button();
+    // Where the guest's virtio-blk devices are (for the `disks` request).
+    const VirtioDevices* virtio() const { return virtio_.get(); }
+    // The balloon's internal API (target, actual, stats) for the control
+    // socket and the controller; nullptr without --balloon.
+    VirtioBalloon* balloon() { return virtio_ ? virtio_->balloon() : nullptr; }
+    // Where this guest's time goes (include/vireo/telemetry.h): the vCPU
+    // threads' counters, KVM's binary stats, the eBPF probes. Safe from any
+    // thread, also while the guest runs.
+    Telemetry telemetry() const;
+    const ProbeSet* probes() const { return probes_.get(); }
 
 private:
     Machine() = default;
@@ -73,6 +92,14 @@ private:
     std::shared_ptr<Serial8250> serial_;
     std::shared_ptr<BootMarker> boot_marker_;
     std::shared_ptr<TestPorts> test_ports_;
+    std::shared_ptr<AcpiPm> acpi_;
+    // virtio-mmio devices and their I/O thread; on the mmio bus, so they
+    // outlive the vCPU threads (declared before runners_).
+    std::unique_ptr<VirtioDevices> virtio_;
+    // Outlive the vCPU threads (declared before runners_): the threads
+    // register themselves with the probes when they start.
+    std::unique_ptr<ProbeSet> probes_;
+    std::vector<std::optional<BinaryStats>> vcpu_stats_;  // per vCPU; nullopt if KVM has none
     std::vector<std::unique_ptr<VcpuRunner>> runners_;
 };
 

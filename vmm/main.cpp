@@ -1,14 +1,21 @@
-// vireo: parse the command line, build the guest, run it, exit with a status
-// that says how it ended (include/vireo/exit_status.h).
+// vireo: parse the command line, build the guests, serve them, exit with a
+// status that says how it ended (include/vireo/exit_status.h).
+//
+// `vireo run` is a host of one guest that ends with it; `vireo host` runs
+// the guests of a config file. Both go through Host (vmm/host.h).
+#include <csignal>
 #include <cstdio>
 
 #include "vireo/exit_status.h"
 #include "vmm/cli.h"
+#include "vmm/guest_config.h"
+#include "vmm/host.h"
 #include "vmm/log.h"
-#include "vmm/machine.h"
 
 int main(int argc, char** argv) {
-    const auto start = std::chrono::steady_clock::now();
+    // A console on a closed pipe must not kill the guest: the write fails
+    // with EPIPE, is logged once, and later output is counted and dropped.
+    std::signal(SIGPIPE, SIG_IGN);
     auto cli = vireo::parse_command_line(argc, argv);
     if (!cli) {
         std::fprintf(stderr, "vireo: error: %s\n", cli.error().c_str());
@@ -16,10 +23,28 @@ int main(int argc, char** argv) {
     }
     if (cli->action == vireo::CliResult::Action::Exit) return cli->exit_status;
 
-    auto machine = vireo::Machine::build(cli->config, start);
-    if (!machine) {
-        std::fprintf(stderr, "vireo: error: %s\n", machine.error().message.c_str());
-        return machine.error().bad_input ? VIREO_EXIT_BAD_INPUT : VIREO_EXIT_HOST_ERROR;
+    vireo::HostConfig config;
+    if (cli->action == vireo::CliResult::Action::Host) {
+        auto loaded = vireo::load_host_config(cli->host_config);
+        if (!loaded) {
+            std::fprintf(stderr, "vireo: error: %s\n", loaded.error().c_str());
+            return VIREO_EXIT_BAD_INPUT;
+        }
+        config = std::move(*loaded);
+    } else {
+        vireo::GuestConfig guest;
+        guest.machine = cli->config;
+        config.guests.push_back(std::move(guest));
+        config.exit_when_all_stopped = true;  // the control socket defaults to <pid>.sock: many may run at once
     }
-    return (*machine)->run();
+    // The command line wins over the file.
+    if (!cli->control.empty()) config.control_path = cli->control;
+    if (!cli->metrics_listen.empty()) config.metrics_listen = cli->metrics_listen;
+
+    auto host = vireo::Host::create(std::move(config));
+    if (!host) {
+        std::fprintf(stderr, "vireo: error: %s\n", host.error().message.c_str());
+        return host.error().bad_input ? VIREO_EXIT_BAD_INPUT : VIREO_EXIT_HOST_ERROR;
+    }
+    return (*host)->run();
 }

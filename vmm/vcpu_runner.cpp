@@ -65,8 +65,41 @@ void VcpuRunner::start() {
 }
 
 void VcpuRunner::kick() {
-    if (auto* run = vcpu_.run_state()) __atomic_store_n(&run->immediate_exit, 1, __ATOMIC_RELEASE);
+    if (auto* run = vcpu_.run_state()) __atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
     if (thread_.joinable()) ::pthread_kill(thread_.native_handle(), kKickSignal);
+    // A parked thread waits on park_cv_: wake it so it sees a stop.
+    { std::lock_guard lock(park_mutex_); }
+    park_cv_.notify_all();
+}
+
+void VcpuRunner::pause() {
+    // Stored before the kick's immediate_exit (both seq_cst): whichever
+    // EINTR the thread sees next, it also sees this flag.
+    pause_requested_.store(true, std::memory_order_seq_cst);
+    kick();
+}
+
+void VcpuRunner::resume() {
+    {
+        std::lock_guard lock(park_mutex_);
+        pause_requested_.store(false, std::memory_order_seq_cst);
+    }
+    park_cv_.notify_all();
+}
+
+bool VcpuRunner::wait_parked(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(park_mutex_);
+    return park_cv_.wait_until(lock, deadline, [&] {
+        return parked_.load(std::memory_order_acquire) || !thread_.joinable() || stop_.stop_requested();
+    });
+}
+
+void VcpuRunner::park() {
+    std::unique_lock lock(park_mutex_);
+    parked_.store(true, std::memory_order_release);
+    park_cv_.notify_all();
+    park_cv_.wait(lock, [&] { return !pause_requested_.load(std::memory_order_seq_cst) || stop_.stop_requested(); });
+    parked_.store(false, std::memory_order_release);
 }
 
 void VcpuRunner::join() {
@@ -75,6 +108,7 @@ void VcpuRunner::join() {
 
 void VcpuRunner::loop() {
     tid_.store(pid_t(::syscall(SYS_gettid)), std::memory_order_release);
+    if (on_thread_start_) on_thread_start_(tid_.load(std::memory_order_relaxed));
     ::pthread_setname_np(::pthread_self(), thread_name_.c_str());
     // Only the kick signal reaches vCPU threads; SIGINT/SIGTERM go to the
     // main thread, which turns them into an orderly stop.
@@ -89,7 +123,10 @@ void VcpuRunner::loop() {
         int r = vcpu_.run();
         bump(counters_.runs);
         if (r == -EINTR || r == -EAGAIN) {
-            __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+            // Only here, after a kick, is a pause looked at: the exit path
+            // stays as it was.
+            if (pause_requested_.load(std::memory_order_seq_cst)) park();
             continue;
         }
         if (r < 0) {

@@ -7,7 +7,10 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -31,11 +34,24 @@ public:
     VcpuRunner(Vcpu& vcpu, IoBus& pio, IoBus& mmio, StopSink& stop, std::string thread_name);
     ~VcpuRunner();
 
+    // Runs on the vCPU thread once, after tid() is set and before the first
+    // KVM_RUN (the probes register the thread here so no exit is missed).
+    // Before start() only.
+    void on_thread_start(std::function<void(pid_t)> hook) { on_thread_start_ = std::move(hook); }
     void start();
     // Makes KVM_RUN return at once (immediate_exit + a signal), so the thread
     // sees the stop; safe to call from any thread, any number of times.
     void kick();
     void join();
+
+    // Pause: the thread leaves KVM_RUN (a kick) and parks until resume() or
+    // a stop. The flag is only looked at when KVM_RUN returns EINTR, so the
+    // exit path costs nothing more. Any thread; wait_parked() tells when the
+    // vCPU is really off the CPU (a vCPU busy in a device returns first).
+    void pause();
+    void resume();
+    bool wait_parked(std::chrono::steady_clock::time_point deadline);
+    bool parked() const { return parked_.load(std::memory_order_acquire); }
 
     pid_t tid() const { return tid_.load(std::memory_order_acquire); }
     const std::string& thread_name() const { return thread_name_; }
@@ -60,6 +76,12 @@ private:
     std::atomic<pid_t> tid_{0};
     VcpuExitCounters counters_;
     std::chrono::steady_clock::time_point first_pio_{};
+    std::function<void(pid_t)> on_thread_start_;
+    void park();
+    std::atomic<bool> pause_requested_{false};
+    std::atomic<bool> parked_{false};
+    std::mutex park_mutex_;
+    std::condition_variable park_cv_;
 };
 
 }  // namespace vireo

@@ -60,7 +60,8 @@ namespace {
 volatile sig_atomic_t g_raw_fd = -1;
 struct termios g_saved_termios;
 
-constexpr std::array kRestoreSignals = {SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGABRT, SIGFPE, SIGSEGV, SIGBUS, SIGTERM};
+constexpr std::array kRestoreSignals = {SIGHUP, SIGINT,  SIGQUIT, SIGILL,  SIGABRT,
+                                        SIGFPE, SIGSEGV, SIGBUS,  SIGPIPE, SIGTERM};
 
 void restore_tty_now() {
     int fd = g_raw_fd;
@@ -85,7 +86,13 @@ void restore_tty_at_exit() { restore_tty_now(); }
 
 // Puts a terminal in raw mode for its lifetime.
 class RawTty {
+    struct Key {
+        explicit Key() = default;
+    };
+
 public:
+    explicit RawTty(Key) {}  // only enter() can make the key
+
     static std::unique_ptr<RawTty> enter(int fd) {
         struct termios saved;
         if (tcgetattr(fd, &saved) != 0) return nullptr;
@@ -124,15 +131,6 @@ public:
     RawTty& operator=(const RawTty&) = delete;
 
 private:
-    struct Key {
-        explicit Key() = default;
-    };
-
-public:
-    explicit RawTty(Key) {}  // only enter() makes one
-
-private:
-
     void install_signal_handlers() {
         for (size_t i = 0; i < kRestoreSignals.size(); ++i) {
             struct sigaction old;

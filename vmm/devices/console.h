@@ -11,7 +11,7 @@
 //
 // The terminal is restored whenever input stops: stop_input(), the
 // destructor, std::exit(), and a signal that would kill vireo (for any
-// signal in {HUP, INT, QUIT, ILL, ABRT, FPE, SEGV, BUS, TERM} still at its
+// signal in {HUP, INT, QUIT, ILL, ABRT, FPE, SEGV, BUS, PIPE, TERM} still at its
 // default action when raw mode starts; signals the machine handles itself
 // are left alone, and it then shuts down through the destructor).
 //

@@ -3,6 +3,7 @@
  * `run` returns 0 to power off (ACPI S5) or a test-exit status. */
 #include "arch.h"
 #include "guest.h"
+#include "virtio.h"
 
 #define TAG "vireo testguest: "
 
@@ -183,6 +184,13 @@ static const struct workload workloads[] = {
     {"triple-fault", "triple-fault (ud2)", triple_fault_run, NULL, false},
     {"hang", "hang (spin forever, no exits)", hang_run, hang_secondary, false},
     {"pio-loop", "pio-loop:N (N writes to the null port)", pio_loop_run, NULL, true},
+    {"blk-rw", "blk-rw (virtio-blk: write a pattern, flush, read back; sectors= start= seed= chunk= qd=)", blk_rw_run,
+     NULL, false},
+    {"blk-ro", "blk-ro (virtio-blk: expect RO and IOERR on write)", blk_ro_run, NULL, false},
+    {"blk-randread", "blk-randread:SECONDS (4 KiB random reads; qd= bs=)", blk_randread_run, NULL, true},
+    {"blk-seqread", "blk-seqread:SECONDS (1 MiB sequential reads; qd= bs=)", blk_seqread_run, NULL, true},
+    {"balloon", "balloon (virtio-balloon: follow the target, answer stats; secs= touch=MIB poll_us=)", balloon_run,
+     NULL, false},
 };
 
 const struct workload *workload_find(const char *name)

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 
@@ -17,6 +18,7 @@
 #include "vmm/arch/x86/mptable.h"
 #include "vmm/arch/x86/zero_page.h"
 #include "vmm/kvm/unique_fd.h"
+#include "vmm/log.h"
 
 namespace vireo {
 
@@ -319,7 +321,10 @@ std::expected<KernelImage, std::string> read_kernel_image(const std::string& pat
             if (auto parsed = parse_elf64(image.unpacked)) elf = std::move(*parsed);
         }
         if (!elf) {  // no cache, or an entry that does not parse: unpack
+            auto t0 = std::chrono::steady_clock::now();
             auto vmlinux = decompress_payload(*image.bzimage, low_ram_end(mem_size));
+            log_debug("kernel: unpacked the {} payload in {} ms", to_string(image.bzimage->compression),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
             if (!vmlinux) return std::unexpected(about(path, vmlinux.error()));
             image.unpacked = std::move(*vmlinux);
             auto parsed = parse_elf64(image.unpacked);

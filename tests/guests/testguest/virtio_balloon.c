@@ -1,0 +1,184 @@
+/* virtio-balloon from ring 3, polled: the `balloon` workload.
+ *
+ * It cooperates with the host like Linux's driver does, minus the memory
+ * management: its "free memory" is a pool of pages at the top of the free
+ * area. Every poll_us= (1000) microseconds it reads the target (config
+ * num_pages; one MMIO exit); to inflate it hands the pool's pages, from the
+ * top down, to the inflate queue as 4 KiB page numbers, to deflate it takes
+ * the most recent ones back on the deflate queue and writes to them again
+ * (as a guest reusing its memory would); then it writes `actual`. With the
+ * stats queue it answers every stats request with plausible numbers.
+ * Options: secs= (run this long then power off; default: until vireo stops
+ * the VM), touch= MiB of the pool to write first (so the host has something
+ * to reclaim), poll_us=. */
+#include "arch.h"
+#include "guest.h"
+#include "virtio.h"
+
+#define TAG "vireo testguest: balloon: "
+
+#define VB_F_STATS_VQ 1
+#define VB_F_DEFLATE_ON_OOM 2
+#define PFNS_PER_BUF 1024 /* one 4 KiB page of le32 page numbers */
+#define BUFS 32           /* up to 128 MiB per round trip */
+
+struct stat_entry {
+    uint16_t tag;
+    uint64_t val;
+} __attribute__((packed));
+
+static uint64_t opt_u64(const char *key, uint64_t def)
+{
+    char v[32];
+    uint64_t x;
+    if (cmdline_get(key, v, sizeof v) && parse_u64(v, &x)) return x;
+    return def;
+}
+
+static struct virtio_dev dev;
+static struct virtq inflate_q, deflate_q, stats_q;
+static bool have_stats;
+static uint32_t *pfn_bufs;         /* BUFS pages of page numbers */
+static struct stat_entry *stats;   /* the stats buffer (10 entries) */
+static uint64_t pool_start, pool_pages;
+static uint64_t stats_sent, loops;
+
+/* Page i of the pool counting from the top: the order pages go into the balloon. */
+static uint64_t pool_page(uint64_t i) { return pool_start + (pool_pages - 1 - i) * PAGE_SIZE; }
+
+static void fill_stats(uint32_t actual)
+{
+    uint64_t free_bytes = (pool_pages - actual) * PAGE_SIZE;
+    const struct stat_entry s[] = {
+        {0, 0},                          /* swap in */
+        {1, 0},                          /* swap out */
+        {2, 0},                          /* major faults */
+        {3, loops},                      /* minor faults: something that moves */
+        {4, free_bytes},                 /* free */
+        {5, boot_info()->mem_size},      /* total */
+        {6, free_bytes},                 /* available */
+        {7, 0},                          /* disk caches */
+    };
+    memcpy(stats, s, sizeof s);
+}
+
+static void post_stats(uint32_t actual)
+{
+    fill_stats(actual);
+    struct vbuf buf = {(uintptr_t)stats, 8 * sizeof(struct stat_entry)};
+    if (virtq_add(&stats_q, &buf, 1, 0) < 0) panic("balloon: stats queue full");
+    virtq_kick(&stats_q);
+    stats_sent++;
+}
+
+/* Sends pages [first, first+count) (pool order) on `q`, waits for all. */
+static void send_pages(struct virtq *q, uint64_t first, uint64_t count)
+{
+    uint64_t done = 0;
+    while (done < count) {
+        unsigned nbufs = 0;
+        while (done < count && nbufs < BUFS) {
+            uint32_t *pfns = pfn_bufs + nbufs * PFNS_PER_BUF;
+            uint64_t n = count - done < PFNS_PER_BUF ? count - done : PFNS_PER_BUF;
+            for (uint64_t i = 0; i < n; i++) pfns[i] = (uint32_t)(pool_page(first + done + i) >> 12);
+            struct vbuf buf = {(uintptr_t)pfns, (uint32_t)(n * 4)};
+            if (virtq_add(q, &buf, 1, 0) < 0) panic("balloon: queue %u full", q->index);
+            done += n;
+            nbufs++;
+        }
+        virtq_kick(q);
+        uint64_t deadline = rdtsc() + us_to_tsc(10000000);
+        while (nbufs) {
+            uint32_t head, len;
+            if (virtq_get(q, &head, &len)) {
+                nbufs--;
+                continue;
+            }
+            if (rdtsc() > deadline) {
+                cprintf(TAG "no answer on queue %u in 10 s\n", q->index);
+                test_exit(GUEST_EXIT_FAILED);
+            }
+            cpu_relax();
+        }
+    }
+}
+
+static void touch(uint64_t first, uint64_t count, uint8_t v)
+{
+    for (uint64_t i = 0; i < count; i++) {
+        volatile uint64_t *p = (volatile uint64_t *)(uintptr_t)pool_page(first + i);
+        *p = v; /* one write makes the page resident on the host */
+    }
+}
+
+int balloon_run(const char *arg)
+{
+    (void)arg;
+    if (!virtio_find(5, 0, &dev)) {
+        cprintf(TAG "no virtio-balloon device (start vireo with --balloon)\n");
+        return GUEST_EXIT_FAILED;
+    }
+    uint64_t wanted = VBIT(VF_VERSION_1) | VBIT(VF_EVENT_IDX) | VBIT(VB_F_STATS_VQ) | VBIT(VB_F_DEFLATE_ON_OOM);
+    if (!virtio_negotiate(&dev, wanted, VBIT(VF_VERSION_1), "balloon")) return GUEST_EXIT_FAILED;
+    have_stats = dev.features & VBIT(VB_F_STATS_VQ);
+    if (!virtq_init(&dev, &inflate_q, 0, 64, 0) || !virtq_init(&dev, &deflate_q, 1, 64, 0)) return GUEST_EXIT_FAILED;
+    if (have_stats && !virtq_init(&dev, &stats_q, 2, 4, 0)) return GUEST_EXIT_FAILED;
+    pfn_bufs = guest_alloc(BUFS * PAGE_SIZE);
+    stats = guest_alloc(PAGE_SIZE);
+    if (!pfn_bufs || !stats) return GUEST_EXIT_FAILED;
+    virtio_driver_ok(&dev);
+
+    const struct vireo_boot_info *bi = boot_info();
+    pool_start = guest_alloc_cursor();
+    pool_pages = bi->free_end > pool_start ? (bi->free_end - pool_start) / PAGE_SIZE : 0;
+    uint64_t secs = opt_u64("secs", 0), poll_us = opt_u64("poll_us", 1000);
+    uint64_t touch_pages = opt_u64("touch", 0) * (MIB / PAGE_SIZE);
+    if (touch_pages > pool_pages) touch_pages = pool_pages;
+    if (poll_us > 1000000) poll_us = 1000000;
+    cprintf(TAG "%lu MiB pool at 0x%lx, stats queue %s, deflate-on-oom %s\n", (unsigned long)(pool_pages * PAGE_SIZE / MIB),
+            (unsigned long)pool_start, have_stats ? "on" : "off",
+            (dev.features & VBIT(VB_F_DEFLATE_ON_OOM)) ? "on" : "off");
+    if (touch_pages) {
+        uint64_t t0 = rdtsc();
+        touch(0, touch_pages, 1);
+        cprintf(TAG "touched %lu MiB in %lu ms\n", (unsigned long)(touch_pages * PAGE_SIZE / MIB),
+                (unsigned long)(tsc_to_us(rdtsc() - t0) / 1000));
+    }
+    if (have_stats) post_stats(0);
+
+    uint32_t actual = 0, last_target = 0;
+    uint64_t end = secs ? rdtsc() + us_to_tsc(secs * 1000000) : 0, inflated = 0, deflated = 0;
+    for (;;) {
+        loops++;
+        uint32_t target = vmmio_read(&dev, VMMIO_CONFIG + 0);
+        if (target > pool_pages) target = (uint32_t)pool_pages; /* all we can give */
+        if (target != last_target) {
+            cprintf(TAG "target %u pages (%u MiB), holding %u\n", target, target >> 8, actual);
+            last_target = target;
+        }
+        if (target != actual) {
+            uint64_t t0 = rdtsc();
+            if (target > actual) {
+                send_pages(&inflate_q, actual, target - actual);
+                inflated += target - actual;
+            } else {
+                send_pages(&deflate_q, target, actual - target);
+                deflated += actual - target;
+                touch(target, actual - target, 2); /* use the memory again */
+            }
+            actual = target;
+            vmmio_write(&dev, VMMIO_CONFIG + 4, actual);
+            cprintf(TAG "now holding %u pages (%u MiB) after %lu ms\n", actual, actual >> 8,
+                    (unsigned long)(tsc_to_us(rdtsc() - t0) / 1000));
+        }
+        if (have_stats) {
+            uint32_t head, len;
+            if (virtq_get(&stats_q, &head, &len)) post_stats(actual); /* the device asked for fresh numbers */
+        }
+        if (end && rdtsc() >= end) break;
+        idle_us((uint32_t)poll_us);
+    }
+    cprintf(TAG "done: holding %u pages, inflated %lu, deflated %lu, %lu stats sent\n", actual,
+            (unsigned long)inflated, (unsigned long)deflated, (unsigned long)stats_sent);
+    return 0;
+}

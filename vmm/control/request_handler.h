@@ -1,0 +1,62 @@
+// From a control-socket line to a response: parse_request(), then either a
+// query answered from the host's state or an Action handed to
+// Host::apply() -- the same door the controller and the supervisor use.
+// Also keeps the `events` subscriptions of connected clients.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vmm/control/control_server.h"
+#include "vmm/control/protocol.h"
+#include "vmm/event_bus.h"
+
+namespace vireo {
+class Host;
+}
+
+namespace vireo::control {
+
+class RequestHandler {
+public:
+    explicit RequestHandler(Host& host) : host_(host) {}
+    ~RequestHandler();
+    void attach(ControlServer& server) { server_ = &server; }
+
+    void on_line(ControlServer::ClientId client, const PeerCred& peer, std::string_view line);
+    void on_close(ControlServer::ClientId client);
+
+    // Answers one parsed request (the socket-independent part; `client` is
+    // only used by `events`).
+    std::expected<nlohmann::json, Error> handle(const Request& r, const PeerCred& peer, ControlServer::ClientId client);
+
+    uint64_t dropped_subscribers() const { return dropped_subscribers_; }
+    size_t subscriptions() const { return subs_.size(); }
+    uint64_t requests() const { return requests_; }
+    // Errors answered, by code: vireo_control_errors_total.
+    const std::unordered_map<std::string, uint64_t>& errors() const { return errors_; }
+
+private:
+    struct Subscription {
+        EventBus::SubscriberId id = 0;
+        std::vector<std::string> types;
+        std::string guest;
+        pid_t pid = 0;
+    };
+    std::expected<nlohmann::json, Error> act(const Request& r, const PeerCred& peer, Action action);
+    std::expected<nlohmann::json, Error> subscribe(const Request& r, const PeerCred& peer, ControlServer::ClientId client);
+    void unsubscribe(ControlServer::ClientId client);
+
+    Host& host_;
+    ControlServer* server_ = nullptr;
+    std::unordered_map<ControlServer::ClientId, Subscription> subs_;
+    uint64_t dropped_subscribers_ = 0;
+    uint64_t requests_ = 0;
+    std::unordered_map<std::string, uint64_t> errors_;
+};
+
+}  // namespace vireo::control

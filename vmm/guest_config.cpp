@@ -1,0 +1,367 @@
+#include "vmm/guest_config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "vmm/cli.h"
+#include "vmm/devices/virtio/virtio_config.h"
+
+namespace vireo {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Errors carry their context as they go up: "'cpus': ..." becomes
+// "guest 'web': 'cpus': ..." becomes "FILE: guest 'web': 'cpus': ...".
+using Err = std::string;
+
+std::string known_list(std::initializer_list<std::string_view> keys) {
+    std::string s;
+    for (auto k : keys) s += (s.empty() ? "" : ", ") + std::string(k);
+    return s;
+}
+
+std::expected<void, Err> only_keys(const json& obj, std::initializer_list<std::string_view> keys) {
+    for (auto it = obj.begin(); it != obj.end(); ++it)
+        if (std::find(keys.begin(), keys.end(), it.key()) == keys.end())
+            return std::unexpected(fmt::format("unknown key '{}' (known: {})", it.key(), known_list(keys)));
+    return {};
+}
+
+std::expected<std::string, Err> get_string(const json& v, std::string_view key) {
+    if (!v.is_string()) return std::unexpected(fmt::format("'{}' must be a string, not {}", key, v.type_name()));
+    return v.get<std::string>();
+}
+
+std::expected<bool, Err> get_bool(const json& v, std::string_view key) {
+    if (!v.is_boolean()) return std::unexpected(fmt::format("'{}' must be true or false, not {}", key, v.type_name()));
+    return v.get<bool>();
+}
+
+std::expected<uint64_t, Err> get_uint(const json& v, std::string_view key, uint64_t lo, uint64_t hi) {
+    if (!v.is_number_unsigned()) {
+        if (v.is_number_integer()) return std::unexpected(fmt::format("'{}' must not be negative", key));
+        return std::unexpected(fmt::format("'{}' must be an integer, not {}", key, v.is_number() ? "a fraction" : v.type_name()));
+    }
+    uint64_t n = v.get<uint64_t>();
+    if (n < lo || n > hi) return std::unexpected(fmt::format("'{}' must be between {} and {}, not {}", key, lo, hi, n));
+    return n;
+}
+
+// Seconds, fractions allowed (short restart policies in tests).
+std::expected<std::chrono::milliseconds, Err> get_seconds(const json& v, std::string_view key, double hi) {
+    if (!v.is_number()) return std::unexpected(fmt::format("'{}' must be a number of seconds, not {}", key, v.type_name()));
+    double s = v.get<double>();
+    if (!std::isfinite(s) || s < 0 || s > hi)
+        return std::unexpected(fmt::format("'{}' must be between 0 and {} seconds", key, hi));
+    return std::chrono::milliseconds(int64_t(std::llround(s * 1000)));
+}
+
+std::expected<uint64_t, Err> get_size(const json& v, std::string_view key) {
+    if (v.is_string()) {
+        auto s = parse_size(v.get<std::string>());
+        if (!s) return std::unexpected(fmt::format("'{}': {}", key, s.error()));
+        return *s;
+    }
+    if (v.is_number_unsigned()) return v.get<uint64_t>() << 20;  // a bare number is MiB, as on the command line
+    return std::unexpected(fmt::format("'{}' must be a size like \"512M\" or a number of MiB", key));
+}
+
+std::expected<CpuList, Err> get_cpus(const json& v, std::string_view key) {
+    if (v.is_string()) {
+        auto l = parse_cpu_list(v.get<std::string>());
+        if (!l) return std::unexpected(fmt::format("'{}': {}", key, l.error()));
+        return l;
+    }
+    if (!v.is_array() || v.empty())
+        return std::unexpected(fmt::format("'{}' must be a non-empty array of CPU numbers or a list like \"0-1,3\"", key));
+    CpuList out;
+    for (const auto& c : v) {
+        auto n = get_uint(c, key, 0, kMaxCpus - 1);
+        if (!n) return std::unexpected(n.error());
+        out.push_back(unsigned(*n));
+    }
+    return normalize_cpu_list(std::move(out));
+}
+
+std::expected<RestartPolicy, Err> parse_restart(const json& v) {
+    RestartPolicy p;
+    if (v.is_string()) {  // shorthand: "on-failure"
+        json o{{"policy", v}};
+        return parse_restart(o);
+    }
+    if (!v.is_object()) return std::unexpected(std::string("'restart' must be a policy name or an object"));
+    if (auto r = only_keys(v, {"policy", "backoff_initial_s", "backoff_max_s", "reset_after_s", "max_failures", "window_s"}); !r)
+        return std::unexpected("'restart': " + r.error());
+    if (auto it = v.find("policy"); it != v.end()) {
+        auto s = get_string(*it, "restart.policy");
+        if (!s) return std::unexpected(s.error());
+        if (*s == "never") p.mode = RestartMode::Never;
+        else if (*s == "on-failure") p.mode = RestartMode::OnFailure;
+        else if (*s == "always") p.mode = RestartMode::Always;
+        else return std::unexpected(fmt::format("'restart.policy': '{}' is not never, on-failure or always", *s));
+    }
+    struct {
+        const char* key;
+        std::chrono::milliseconds* out;
+    } durations[] = {{"backoff_initial_s", &p.backoff_initial},
+                     {"backoff_max_s", &p.backoff_max},
+                     {"reset_after_s", &p.reset_after},
+                     {"window_s", &p.failure_window}};
+    for (auto& d : durations)
+        if (auto it = v.find(d.key); it != v.end()) {
+            auto ms = get_seconds(*it, std::string("restart.") + d.key, 86400);
+            if (!ms) return std::unexpected(ms.error());
+            *d.out = *ms;
+        }
+    if (auto it = v.find("max_failures"); it != v.end()) {
+        auto n = get_uint(*it, "restart.max_failures", 1, 1000000);
+        if (!n) return std::unexpected(n.error());
+        p.max_failures = unsigned(*n);
+    }
+    if (p.backoff_max < p.backoff_initial)
+        return std::unexpected(std::string("'restart.backoff_max_s' is less than 'restart.backoff_initial_s'"));
+    return p;
+}
+
+std::expected<GuestConfig, Err> parse_guest(const json& g) {
+    if (!g.is_object()) return std::unexpected(std::string("must be an object"));
+    GuestConfig gc;
+    MachineConfig& m = gc.machine;
+    m.console = "none";  // several guests cannot share one terminal; say "stdio" for one of them
+    if (auto r = only_keys(g, {"name", "kernel", "initrd", "cmdline", "cpus", "mem", "console", "hugepages", "stats", "probes",
+                               "unpack_kernel", "disks", "balloon", "restart", "pin", "shutdown_timeout_s", "controller"});
+        !r)
+        return std::unexpected(r.error());
+
+    auto str = [&](const char* key, std::string& out) -> std::expected<void, Err> {
+        if (auto it = g.find(key); it != g.end()) {
+            auto s = get_string(*it, key);
+            if (!s) return std::unexpected(s.error());
+            out = std::move(*s);
+        }
+        return {};
+    };
+    auto flag = [&](const char* key, bool& out) -> std::expected<void, Err> {
+        if (auto it = g.find(key); it != g.end()) {
+            auto b = get_bool(*it, key);
+            if (!b) return std::unexpected(b.error());
+            out = *b;
+        }
+        return {};
+    };
+    for (auto [key, out] : {std::pair{"kernel", &m.kernel}, std::pair{"initrd", &m.initrd},
+                            std::pair{"cmdline", &m.cmdline}, std::pair{"console", &m.console}})
+        if (auto r = str(key, *out); !r) return std::unexpected(r.error());
+    for (auto [key, out] : {std::pair{"hugepages", &m.hugepages}, std::pair{"stats", &m.stats},
+                            std::pair{"unpack_kernel", &m.unpack_kernel}})
+        if (auto r = flag(key, *out); !r) return std::unexpected(r.error());
+
+    if (m.kernel.empty()) return std::unexpected(std::string("'kernel' is missing"));
+    if (m.cmdline.size() >= 65535) return std::unexpected(std::string("'cmdline' is longer than 64 KiB"));
+    if (m.console != "stdio" && m.console != "none" && m.console.rfind("file:", 0) != 0)
+        return std::unexpected(fmt::format("'console': '{}' is not stdio, none or file:PATH", m.console));
+    if (auto it = g.find("cpus"); it != g.end()) {
+        auto n = get_uint(*it, "cpus", 1, 255);
+        if (!n) return std::unexpected(n.error());
+        m.cpus = unsigned(*n);
+    }
+    if (auto it = g.find("mem"); it != g.end()) {
+        auto b = get_size(*it, "mem");
+        if (!b) return std::unexpected(b.error());
+        if (*b < (16ull << 20)) return std::unexpected(std::string("'mem' is too small (vireo needs at least 16M)"));
+        if (*b % 4096) return std::unexpected(std::string("'mem' is not a whole number of 4 KiB pages"));
+        m.mem_bytes = *b;
+    }
+    if (auto it = g.find("probes"); it != g.end()) {
+        auto s = get_string(*it, "probes");
+        if (!s) return std::unexpected(s.error());
+        auto mode = parse_probe_mode(*s);
+        if (!mode) return std::unexpected(fmt::format("'probes': '{}' is not on, off or auto", *s));
+        m.probes = *mode;
+    }
+    if (auto it = g.find("disks"); it != g.end()) {
+        if (!it->is_array()) return std::unexpected(std::string("'disks' must be an array of \"PATH[,ro][,direct][,...]\" strings"));
+        for (const auto& d : *it) {
+            auto spec = get_string(d, "disks[]");
+            if (!spec) return std::unexpected(spec.error());
+            auto disk = parse_disk_spec(*spec);
+            if (!disk) return std::unexpected("'disks': " + disk.error());
+            m.disks.push_back(std::move(*disk));
+        }
+    }
+    if (auto it = g.find("balloon"); it != g.end()) {
+        if (it->is_boolean()) {
+            if (it->get<bool>()) m.balloon = BalloonConfig{};
+        } else if (it->is_string()) {
+            auto b = parse_balloon_spec(it->get<std::string>());
+            if (!b) return std::unexpected("'balloon': " + b.error());
+            m.balloon = std::move(*b);
+        } else {
+            return std::unexpected(std::string("'balloon' must be true, false or \"[deflate-on-oom][,stats=SECONDS][,reporting]\""));
+        }
+    }
+    if (auto it = g.find("restart"); it != g.end()) {
+        auto p = parse_restart(*it);
+        if (!p) return std::unexpected(p.error());
+        gc.restart = *p;
+    }
+    if (auto it = g.find("pin"); it != g.end()) {
+        if (!it->is_object()) return std::unexpected(std::string("'pin' must map vCPU numbers to CPU lists: {\"0\": \"1\"}"));
+        for (auto p = it->begin(); p != it->end(); ++p) {
+            unsigned vcpu = 0;
+            const std::string& k = p.key();
+            if (k.empty() || k.size() > 3 || k.find_first_not_of("0123456789") != std::string::npos)
+                return std::unexpected(fmt::format("'pin': '{}' is not a vCPU number", k));
+            vcpu = unsigned(std::stoul(k));
+            if (vcpu >= m.cpus)
+                return std::unexpected(fmt::format("'pin': vCPU {} does not exist (the guest has {} vCPU{})", vcpu, m.cpus,
+                                                   m.cpus == 1 ? "" : "s"));
+            auto cpus = get_cpus(*p, fmt::format("pin.{}", k));
+            if (!cpus) return std::unexpected(cpus.error());
+            gc.pinning[vcpu] = std::move(*cpus);
+        }
+    }
+    if (auto it = g.find("shutdown_timeout_s"); it != g.end()) {
+        auto ms = get_seconds(*it, "shutdown_timeout_s", 3600);
+        if (!ms) return std::unexpected(ms.error());
+        if (ms->count() == 0) return std::unexpected(std::string("'shutdown_timeout_s' must be more than 0"));
+        gc.shutdown_timeout = *ms;
+    }
+    if (auto it = g.find("controller"); it != g.end()) {
+        auto s = get_string(*it, "controller");
+        if (!s) return std::unexpected(s.error());
+        if (*s != "inherit") {
+            auto mode = parse_controller_mode(*s);
+            if (!mode) return std::unexpected(fmt::format("'controller': '{}' is not off, advise, auto or inherit", *s));
+            gc.controller_mode = mode;
+        }
+    }
+    return gc;
+}
+
+std::expected<void, Err> parse_controller(const json& v, HostConfig& hc) {
+    if (!v.is_object()) return std::unexpected(std::string("'controller' must be an object"));
+    if (auto r = only_keys(v, {"mode", "limits"}); !r) return std::unexpected("'controller': " + r.error());
+    if (auto it = v.find("mode"); it != v.end()) {
+        auto s = get_string(*it, "controller.mode");
+        if (!s) return std::unexpected(s.error());
+        auto mode = parse_controller_mode(*s);
+        if (!mode) return std::unexpected(fmt::format("'controller.mode': '{}' is not off, advise or auto", *s));
+        hc.controller_mode = *mode;
+    }
+    if (auto it = v.find("limits"); it != v.end()) {
+        if (!it->is_object()) return std::unexpected(std::string("'controller.limits' must be an object"));
+        if (auto r = only_keys(*it, {"balloon_step_percent", "balloon_interval_s", "balloon_floor_mib", "pin_interval_s"}); !r)
+            return std::unexpected("'controller.limits': " + r.error());
+        ControllerLimits& l = hc.controller_limits;
+        struct {
+            const char* key;
+            uint64_t hi;
+            std::function<void(uint64_t)> set;
+        } fields[] = {
+            {"balloon_step_percent", 100, [&](uint64_t n) { l.balloon_step_percent = unsigned(n); }},
+            {"balloon_interval_s", 86400, [&](uint64_t n) { l.balloon_interval_s = unsigned(n); }},
+            {"balloon_floor_mib", 1ull << 40, [&](uint64_t n) { l.balloon_floor_mib = n; }},
+            {"pin_interval_s", 86400, [&](uint64_t n) { l.pin_interval_s = unsigned(n); }},
+        };
+        for (auto& f : fields)
+            if (auto fit = it->find(f.key); fit != it->end()) {
+                auto n = get_uint(*fit, std::string("controller.limits.") + f.key, 0, f.hi);
+                if (!n) return std::unexpected(n.error());
+                f.set(*n);
+            }
+    }
+    return {};
+}
+
+}  // namespace
+
+std::string_view to_string(RestartMode mode) {
+    return mode == RestartMode::Never ? "never" : mode == RestartMode::OnFailure ? "on-failure" : "always";
+}
+
+std::expected<void, std::string> check_guest_name(std::string_view name) {
+    if (name.empty() || name.size() > 64 ||
+        name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != std::string_view::npos)
+        return std::unexpected(fmt::format("'{}' must be 1-64 letters, digits, '-', '_' or '.'", name));
+    return {};
+}
+
+std::expected<HostConfig, std::string> parse_host_config(std::string_view text, std::string_view origin) {
+    auto fail = [&](const std::string& what) { return std::unexpected(fmt::format("{}: {}", origin, what)); };
+    json doc;
+    try {
+        doc = json::parse(text.begin(), text.end(), nullptr, true, /*ignore_comments=*/true);
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for "1E999"
+        std::string what = e.what();
+        if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+        return fail("not valid JSON: " + what);
+    }
+    if (!doc.is_object()) return fail("the config must be a JSON object with a \"guests\" array");
+    if (auto r = only_keys(doc, {"name", "control", "metrics_listen", "controller", "exit_when_all_stopped", "guests"}); !r)
+        return fail(r.error());
+
+    HostConfig hc;
+    for (auto [key, out] : {std::pair{"name", &hc.name}, std::pair{"control", &hc.control_path},
+                            std::pair{"metrics_listen", &hc.metrics_listen}})
+        if (auto it = doc.find(key); it != doc.end()) {
+            auto s = get_string(*it, key);
+            if (!s) return fail(s.error());
+            *out = std::move(*s);
+        }
+    if (!hc.name.empty())
+        if (auto r = check_guest_name(hc.name); !r) return fail("'name': " + r.error());
+    if (auto it = doc.find("exit_when_all_stopped"); it != doc.end()) {
+        auto b = get_bool(*it, "exit_when_all_stopped");
+        if (!b) return fail(b.error());
+        hc.exit_when_all_stopped = *b;
+    }
+    if (auto it = doc.find("controller"); it != doc.end())
+        if (auto r = parse_controller(*it, hc); !r) return fail(r.error());
+
+    auto guests = doc.find("guests");
+    if (guests == doc.end() || !guests->is_array() || guests->empty())
+        return fail("'guests' must be a non-empty array of guests");
+    std::set<std::string> names;
+    unsigned stdio_consoles = 0;
+    for (size_t i = 0; i < guests->size(); ++i) {
+        const json& g = (*guests)[i];
+        // Name the guest in every error; by its position until we know its name.
+        std::string who = fmt::format("guest #{}", i + 1);
+        if (g.is_object()) {
+            auto n = g.find("name");
+            if (n == g.end()) return fail(who + ": 'name' is missing");
+            if (!n->is_string()) return fail(who + ": 'name' must be a string");
+            std::string name = n->get<std::string>();
+            if (auto r = check_guest_name(name); !r) return fail(who + ": 'name': " + r.error());
+            who = fmt::format("guest '{}'", name);
+            if (!names.insert(name).second) return fail(who + ": the name is used by another guest (names are unique)");
+        }
+        auto gc = parse_guest(g);
+        if (!gc) return fail(who + ": " + gc.error());
+        gc->machine.name = g["name"].get<std::string>();
+        if (gc->machine.console == "stdio" && ++stdio_consoles > 1)
+            return fail(who + ": 'console': only one guest may use stdio (the terminal)");
+        hc.guests.push_back(std::move(*gc));
+    }
+    return hc;
+}
+
+std::expected<HostConfig, std::string> load_host_config(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return std::unexpected(fmt::format("--config {}: cannot open it", path));
+    std::ostringstream text;
+    text << f.rdbuf();
+    if (text.str().size() > (16u << 20)) return std::unexpected(fmt::format("--config {}: over 16 MiB", path));
+    return parse_host_config(text.str(), path);
+}
+
+}  // namespace vireo

@@ -1,0 +1,78 @@
+// What `vireo host --config FILE` (and `vireo run`, as a host of one guest)
+// asks for: the process's settings and, per guest, the MachineConfig its
+// Machine is (re)built from plus what the supervisor needs around it.
+//
+// Why GuestConfig wraps MachineConfig instead of growing it: a Machine is
+// rebuilt from its MachineConfig on every restart and never needs to know
+// about restart policies, initial pinning or controller overrides; those
+// belong to the Guest that supervises it.
+//
+// The file format is JSON (nlohmann-json) and documented in README.md,
+// "Host config file". Parsing is pure (text in, config or one error line
+// out) so every rule is unit-tested; anything about the host (does CPU 3
+// exist, can the kernel be read) is checked when the host is built.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vireo/actions.h"
+#include "vmm/cpu_list.h"
+#include "vmm/machine_config.h"
+
+namespace vireo {
+
+enum class RestartMode { Never, OnFailure, Always };
+std::string_view to_string(RestartMode mode);
+
+// Kubernetes CrashLoopBackOff-like: first restart immediately, then
+// `backoff_initial` doubling up to `backoff_max`, the delay reset after
+// `reset_after` of healthy running; more than `max_failures` failures within
+// `failure_window` and the guest is `failed` until an administrator
+// restarts it. Parsed and stored here; applied by the supervisor (issue 7).
+struct RestartPolicy {
+    RestartMode mode = RestartMode::Never;
+    std::chrono::milliseconds backoff_initial{10000};
+    std::chrono::milliseconds backoff_max{300000};
+    std::chrono::milliseconds reset_after{600000};
+    unsigned max_failures = 5;
+    std::chrono::milliseconds failure_window{600000};
+};
+
+struct GuestConfig {
+    MachineConfig machine;
+    RestartPolicy restart;
+    std::map<unsigned, CpuList> pinning;  // vCPU -> host CPUs, applied whenever the guest starts
+    std::chrono::milliseconds shutdown_timeout{30000};  // `shutdown` falls back to poweroff after it
+    std::optional<ControllerMode> controller_mode;      // nullopt: the process-wide mode
+    const std::string& name() const { return machine.name; }
+};
+
+struct HostConfig {
+    std::string name;            // names the default control socket; empty: the pid
+    std::string control_path;    // empty: the default path; "none": no control socket
+    std::string metrics_listen;  // "ADDR:PORT"; empty: no metrics listener
+    ControllerMode controller_mode = ControllerMode::Off;
+    ControllerLimits controller_limits;
+    // `vireo run`: the process ends with its guest. `vireo host` keeps
+    // serving (restart, inspect) until a signal, unless the file says so.
+    bool exit_when_all_stopped = false;
+    std::vector<GuestConfig> guests;
+};
+
+// Checks a guest name: 1-64 of [A-Za-z0-9._-]; thread names, socket file
+// names and metric labels all use it.
+std::expected<void, std::string> check_guest_name(std::string_view name);
+
+// `origin` names the text in errors (the file's path). Errors are one line:
+// "FILE: guest 'web': 'cpus': must be between 1 and 255, not 0".
+std::expected<HostConfig, std::string> parse_host_config(std::string_view text, std::string_view origin);
+std::expected<HostConfig, std::string> load_host_config(const std::string& path);
+
+}  // namespace vireo

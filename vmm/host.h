@@ -1,0 +1,122 @@
+// The vireo process: guests by name, the control thread's event loop (the
+// main thread), the control socket, the metrics listener, the event bus,
+// the decision log -- and apply(), the actuator every change goes through.
+//
+// `vireo run` is a host of one guest that exits when the guest stops, with
+// the guest's exit status; `vireo host --config FILE` runs several and keeps
+// serving until a signal. Same code path.
+//
+// Threads: this one (epoll: signalfd, each guest's stop eventfd, sockets,
+// timers, tasks posted by other threads), plus each guest's vCPU and I/O
+// threads. All state here is touched on this thread only; other threads
+// (the controller, issue 8) reach it through submit(), which posts to the
+// loop and resolves a future.
+#pragma once
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "vireo/actions.h"
+#include "vmm/action_log.h"
+#include "vmm/control/control_server.h"
+#include "vmm/event_bus.h"
+#include "vmm/event_loop.h"
+#include "vmm/guest.h"
+#include "vmm/guest_config.h"
+#include "vmm/machine.h"
+
+namespace vireo {
+
+class MetricsListener;
+namespace control {
+class RequestHandler;
+}
+
+class Host final : public Actuator {
+public:
+    // Checks everything (pinning against this host's CPUs, the control
+    // path, the metrics address), builds every guest, then starts them all:
+    // on any error nothing is started. bad_input: exit status 2.
+    static std::expected<std::unique_ptr<Host>, BuildError> create(HostConfig config);
+    ~Host() override;
+
+    // Serves until a signal (or, with exit_when_all_stopped, until every
+    // guest has stopped); returns the process exit status.
+    int run();
+
+    // The actuator. Control thread only: checks, executes, logs the
+    // decision, publishes the event. See include/vireo/actions.h.
+    ActionResult apply(const Action& action, const Origin& origin);
+    // Any thread.
+    std::future<ActionResult> submit(Action action, Origin origin) override;
+
+    // --- read access for the request handler and the metrics ----------
+    Guest* find(std::string_view name);
+    const std::vector<std::unique_ptr<Guest>>& guests() const { return guests_; }
+    EventBus& bus() { return bus_; }
+    const EventBus& bus() const { return bus_; }
+    ActionLog& decisions() { return decisions_; }
+    const ActionLog& decisions() const { return decisions_; }
+    ControllerMode controller_mode() const { return controller_mode_; }
+    const ControllerLimits& controller_limits() const { return limits_; }
+    const control::ControlServer* control_server() const { return control_.get(); }
+    const MetricsListener* metrics_listener() const { return metrics_.get(); }
+    const control::RequestHandler* request_handler() const { return handler_.get(); }
+    EventLoop& loop() { return *loop_; }
+    const HostConfig& config() const { return config_; }
+    std::chrono::steady_clock::time_point started() const { return started_; }
+    const CpuList& allowed_cpus() const { return allowed_; }
+
+    // (source, kind, outcome) -> count: vireo_actions_total.
+    using ActionKey = std::tuple<ActionSource, std::string, Outcome>;
+    const std::map<ActionKey, uint64_t>& action_counts() const { return action_counts_; }
+    // Controller limits hit, by limit name: vireo_controller_limit_hits_total.
+    const std::map<std::string, uint64_t>& limit_hits() const { return limit_hits_; }
+
+private:
+    explicit Host(HostConfig config);
+    std::expected<void, BuildError> open_endpoints();
+    void start_guest(Guest& g);
+    // Takes a live guest down (poweroff if `why`, else it already stopped)
+    // and reports it; then what follows a stop (run-mode exit, issue 7's
+    // restart policy).
+    void stop_guest(Guest& g, const std::optional<std::string>& poweroff_why, bool restarting = false);
+    std::expected<void, Error> restart_guest(Guest& g, const std::string& why);
+    void on_guest_stopped(Guest& g);
+    void on_signal();
+    void on_state_change(Guest& g, GuestState from, GuestState to, const std::string& why);
+    std::expected<Outcome, Error> execute(const Action& a, const Origin& o, std::vector<Action>& undo);
+    std::expected<void, Error> check_controller_limits(Guest& g, const Action& a);
+
+    HostConfig config_;
+    std::unique_ptr<EventLoop> loop_;
+    CpuList allowed_;
+    std::vector<std::unique_ptr<Guest>> guests_;
+    EventBus bus_;
+    ActionLog decisions_;
+    ControllerMode controller_mode_ = ControllerMode::Off;
+    ControllerLimits limits_;
+    std::map<ActionKey, uint64_t> action_counts_;
+    std::map<std::string, uint64_t> limit_hits_;
+    std::map<const Guest*, EventLoop::TimerId> shutdown_timers_;
+    std::unique_ptr<control::RequestHandler> handler_;
+    std::unique_ptr<control::ControlServer> control_;
+    std::unique_ptr<MetricsListener> metrics_;
+    UniqueFd signal_fd_;
+    sigset_t old_mask_{};
+    std::chrono::steady_clock::time_point started_;
+    std::optional<StopRequest> last_stop_;  // run mode: the exit status
+    bool exiting_ = false;
+};
+
+}  // namespace vireo
