@@ -33,7 +33,7 @@ struct vireo_thread {
     __u64 kexit_ns;     /* kernel-exits: the pending kvm_exit at (0: none) */
     __u32 kexit_reason;
     __u32 pad;
-    __u64 runnable_ns;  /* runqueue: runnable since (0: running or asleep) */
+    __u64 runnable_ns; /* runqueue: runnable since (0: running or asleep) */
 };
 
 /* ---------------------------------------------------------- per-vCPU values
@@ -89,15 +89,15 @@ struct vireo_runq {
  * may submit), completions by (ring, user_data) from any context. */
 #define VIREO_BLK_TAG 0xb1ull
 #define VIREO_BLK_USER_DATA(device, request_id) \
-    ((VIREO_BLK_TAG << 56) | ((__u64)((device) & 0xff) << 48) | ((__u64)(request_id) & 0xffffffffffffull))
+    ((VIREO_BLK_TAG << 56) | ((__u64)((device)&0xff) << 48) | ((__u64)(request_id)&0xffffffffffffull))
 #define VIREO_BLK_IS_TAGGED(user_data) (((user_data) >> 56) == VIREO_BLK_TAG)
 #define VIREO_BLK_DEVICE(user_data) ((__u32)(((user_data) >> 48) & 0xff))
 /* The request id back (e.g. the address of the request's completion
  * object: user-space addresses fit in 47 bits, so a pointer is a valid id). */
-#define VIREO_BLK_REQUEST_ID(user_data) ((user_data) & 0xffffffffffffull)
+#define VIREO_BLK_REQUEST_ID(user_data) ((user_data)&0xffffffffffffull)
 
 struct vireo_blk_key {
-    __u64 ring;      /* the io_ring_ctx: user_data is only unique per ring */
+    __u64 ring; /* the io_ring_ctx: user_data is only unique per ring */
     __u64 user_data;
 };
 
@@ -138,15 +138,32 @@ struct vireo_blk_device {
 /* ---------------------------------------------------------- histograms
  * fls64: the log2 bucket of a nanosecond value, as KVM's LOG_HIST does it
  * (0 -> 0, [2^(i-1), 2^i) -> i), clamped to the last bucket. */
-static inline __u32 vireo_hist_bucket(__u64 x)
-{
+static inline __u32 vireo_hist_bucket(__u64 x) {
     __u32 n = 0;
-    if (x >= (1ull << 32)) { n += 32; x >>= 32; }
-    if (x >= (1ull << 16)) { n += 16; x >>= 16; }
-    if (x >= (1ull << 8)) { n += 8; x >>= 8; }
-    if (x >= (1ull << 4)) { n += 4; x >>= 4; }
-    if (x >= (1ull << 2)) { n += 2; x >>= 2; }
-    if (x >= 2) { n += 1; x >>= 1; }
+    if (x >= (1ull << 32)) {
+        n += 32;
+        x >>= 32;
+    }
+    if (x >= (1ull << 16)) {
+        n += 16;
+        x >>= 16;
+    }
+    if (x >= (1ull << 8)) {
+        n += 8;
+        x >>= 8;
+    }
+    if (x >= (1ull << 4)) {
+        n += 4;
+        x >>= 4;
+    }
+    if (x >= (1ull << 2)) {
+        n += 2;
+        x >>= 2;
+    }
+    if (x >= 2) {
+        n += 1;
+        x >>= 1;
+    }
     n += (__u32)x;
     return n < VIREO_HIST_BUCKETS ? n : VIREO_HIST_BUCKETS - 1;
 }

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <fmt/format.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,8 +15,6 @@
 #include <mutex>
 #include <vector>
 
-#include <fmt/format.h>
-
 #include "bpf/probe_abi.h"
 #include "bpf/vireo.skel.h"
 #include "vmm/log.h"
@@ -23,7 +22,8 @@
 namespace vireo {
 
 static_assert(sizeof(vireo_vcpu_time) % 8 == 0 && sizeof(vireo_kexit_totals) % 8 == 0 &&
-              sizeof(vireo_kexit_by_reason) % 8 == 0 && sizeof(vireo_runq) % 8 == 0 && sizeof(vireo_blk_stats) % 8 == 0,
+                  sizeof(vireo_kexit_by_reason) % 8 == 0 && sizeof(vireo_runq) % 8 == 0 &&
+                  sizeof(vireo_blk_stats) % 8 == 0,
               "per-CPU values are summed as arrays of u64");
 
 namespace {
@@ -179,8 +179,10 @@ std::expected<std::unique_ptr<ProbeSet>, std::string> ProbeSet::start(ProbeMode 
     for (unsigned i = 0; i < kProbeCount; ++i) {
         if (!set->wanted_[i] || set->why_off_[i].empty()) continue;
         auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == set->why_off_[i]; });
-        if (it == groups.end()) groups.push_back({set->why_off_[i], std::string(kProbeNames[i])});
-        else it->second += fmt::format(", {}", kProbeNames[i]);
+        if (it == groups.end())
+            groups.push_back({set->why_off_[i], std::string(kProbeNames[i])});
+        else
+            it->second += fmt::format(", {}", kProbeNames[i]);
     }
     if (!groups.empty()) {
         std::string line;
@@ -284,11 +286,13 @@ void ProbeSet::load(const ProbeOptions& options) {
         return;
     } else {
         // Load each probe alone so the one the kernel rejects is found.
-        log_debug("probes: loading all probes at once failed ({}); loading one at a time", std::strerror(first.error()));
+        log_debug("probes: loading all probes at once failed ({}); loading one at a time",
+                  std::strerror(first.error()));
         for (unsigned i = 0; i < kProbeCount; ++i) {
             if (!wanted_[i] || !why_off_[i].empty()) continue;
             auto one = open_instance(1u << i);
-            if (one) loaded.emplace_back(1u << i, std::move(*one));
+            if (one)
+                loaded.emplace_back(1u << i, std::move(*one));
             else if (why_off_[i].empty())
                 why_off_[i] = fmt::format("the kernel rejected its programs ({})", std::strerror(one.error()));
         }
@@ -351,8 +355,8 @@ ProbeSet::Instance* ProbeSet::instance_of(Probe probe) const { return by_probe_[
 
 std::expected<void, std::string> ProbeSet::add_vcpu(pid_t tid, unsigned slot) {
     if (slot >= options_.vcpus)
-        return std::unexpected(fmt::format("probes: vCPU slot {} is beyond the {} the probes were sized for", slot,
-                                           options_.vcpus));
+        return std::unexpected(
+            fmt::format("probes: vCPU slot {} is beyond the {} the probes were sized for", slot, options_.vcpus));
     vireo_thread t{};
     t.slot = slot;
     t.role = VIREO_ROLE_VCPU;
@@ -379,7 +383,8 @@ std::expected<void, std::string> ProbeSet::add_blk_device(unsigned device, uint6
     auto* maps = &inst->skel->maps;
     uint32_t dev = device;
     auto fail = [&](const char* what) {
-        return std::unexpected(fmt::format("probes: registering blk device {} ({}): {}", device, what, std::strerror(errno)));
+        return std::unexpected(
+            fmt::format("probes: registering blk device {} ({}): {}", device, what, std::strerror(errno)));
     };
     if (bpf_map__update_elem(maps->blk_notify, &notify_gpa, sizeof notify_gpa, &dev, sizeof dev, BPF_ANY) != 0)
         return fail("notify address");

@@ -46,9 +46,9 @@ inline constexpr unsigned kProbeCount = 4;
 std::string_view probe_name(Probe probe);
 
 struct ProbeOptions {
-    unsigned vcpus = 1;        // vCPU slots 0..vcpus-1
-    unsigned blk_devices = 0;  // 0: the blk probe is not needed (not loaded, not reported)
-    unsigned blk_inflight = 4096; // requests in flight tracked at once
+    unsigned vcpus = 1;            // vCPU slots 0..vcpus-1
+    unsigned blk_devices = 0;      // 0: the blk probe is not needed (not loaded, not reported)
+    unsigned blk_inflight = 4096;  // requests in flight tracked at once
 };
 
 class ProbeSet {

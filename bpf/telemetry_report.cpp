@@ -1,11 +1,10 @@
 #include "bpf/telemetry_report.h"
 
+#include <fmt/format.h>
 #include <linux/kvm.h>
 
 #include <algorithm>
 #include <ctime>
-
-#include <fmt/format.h>
 
 #include "vmm/vcpu_runner.h"
 
@@ -39,12 +38,44 @@ bool hist_empty(const vireo_hist& h) {
 
 std::string kvm_exit_name(unsigned reason) {
     static constexpr const char* kNames[] = {
-        "unknown",   "exception", "io",     "hypercall",  "debug",          "hlt",     "mmio",
-        "irq-window-open", "shutdown", "fail-entry", "intr", "set-tpr", "tpr-access", "s390-sieic",
-        "s390-reset", "dcr", "nmi", "internal-error", "osi", "papr-hcall", "s390-ucontrol",
-        "watchdog", "s390-tsch", "epr", "system-event", "s390-stsi", "ioapic-eoi", "hyperv",
-        "arm-nisv", "x86-rdmsr", "x86-wrmsr", "dirty-ring-full", "ap-reset-hold", "x86-bus-lock",
-        "xen", "riscv-sbi", "riscv-csr", "notify",
+        "unknown",
+        "exception",
+        "io",
+        "hypercall",
+        "debug",
+        "hlt",
+        "mmio",
+        "irq-window-open",
+        "shutdown",
+        "fail-entry",
+        "intr",
+        "set-tpr",
+        "tpr-access",
+        "s390-sieic",
+        "s390-reset",
+        "dcr",
+        "nmi",
+        "internal-error",
+        "osi",
+        "papr-hcall",
+        "s390-ucontrol",
+        "watchdog",
+        "s390-tsch",
+        "epr",
+        "system-event",
+        "s390-stsi",
+        "ioapic-eoi",
+        "hyperv",
+        "arm-nisv",
+        "x86-rdmsr",
+        "x86-wrmsr",
+        "dirty-ring-full",
+        "ap-reset-hold",
+        "x86-bus-lock",
+        "xen",
+        "riscv-sbi",
+        "riscv-csr",
+        "notify",
     };
     if (reason < std::size(kNames)) return kNames[reason];
     return fmt::format("reason-{}", reason);
@@ -54,7 +85,8 @@ void add_vmm_counters(const VcpuExitCounters& c, vireo_vcpu_telemetry& out) {
     static_assert(VcpuExitCounters::kReasons == VIREO_UEXIT_REASONS);
     out.sources |= VIREO_TELEMETRY_VMM_COUNTERS;
     out.vmm_runs += c.runs.load(std::memory_order_relaxed);
-    for (unsigned r = 0; r < VIREO_UEXIT_REASONS; ++r) out.vmm_exits[r] += c.by_reason[r].load(std::memory_order_relaxed);
+    for (unsigned r = 0; r < VIREO_UEXIT_REASONS; ++r)
+        out.vmm_exits[r] += c.by_reason[r].load(std::memory_order_relaxed);
 }
 
 void add_binary_stats(const BinaryStats::Sample& s, vireo_vcpu_telemetry& out) {
@@ -117,9 +149,12 @@ std::string format_hist(const vireo_hist& h) {
     for (unsigned i = 0; i < VIREO_HIST_BUCKETS; ++i) {
         if (!h.bucket[i]) continue;
         if (!s.empty()) s += ' ';
-        if (i == 0) s += fmt::format("[0]:{}", h.bucket[i]);
-        else if (i == VIREO_HIST_BUCKETS - 1) s += fmt::format("[{},inf):{}", 1ull << (i - 1), h.bucket[i]);
-        else s += fmt::format("[{},{}):{}", 1ull << (i - 1), 1ull << i, h.bucket[i]);
+        if (i == 0)
+            s += fmt::format("[0]:{}", h.bucket[i]);
+        else if (i == VIREO_HIST_BUCKETS - 1)
+            s += fmt::format("[{},inf):{}", 1ull << (i - 1), h.bucket[i]);
+        else
+            s += fmt::format("[{},{}):{}", 1ull << (i - 1), 1ull << i, h.bucket[i]);
     }
     return s;
 }
@@ -132,16 +167,18 @@ std::vector<std::string> format_telemetry(const Telemetry& t) {
             lines.push_back(fmt::format("{} vmm: runs={} exits={} by_reason={}", id, v.vmm_runs, sum(v.vmm_exits),
                                         by_reason(v.vmm_exits)));
         if (v.sources & VIREO_TELEMETRY_VCPU_TIME)
-            lines.push_back(fmt::format("{} bpf: runs={} exits={} by_reason={} interrupted={} in_kvm_run_ns={} "
-                                        "user_ns={} user_ns_by_reason={} interrupted_ns={}",
-                                        id, v.runs, sum(v.uexits), by_reason(v.uexits), v.interrupted_runs,
-                                        v.in_kvm_run_ns, sum(v.uexit_ns), by_reason(v.uexit_ns), v.interrupted_ns));
+            lines.push_back(
+                fmt::format("{} bpf: runs={} exits={} by_reason={} interrupted={} in_kvm_run_ns={} "
+                            "user_ns={} user_ns_by_reason={} interrupted_ns={}",
+                            id, v.runs, sum(v.uexits), by_reason(v.uexits), v.interrupted_runs, v.in_kvm_run_ns,
+                            sum(v.uexit_ns), by_reason(v.uexit_ns), v.interrupted_ns));
         if (v.sources & VIREO_TELEMETRY_RUNQUEUE)
             lines.push_back(fmt::format("{} runq: waits={} wait_ns={}", id, v.runq_waits, v.runq_wait_ns));
         if (v.sources & VIREO_TELEMETRY_KERNEL_EXITS_SILENT) {
-            lines.push_back(fmt::format("{} kexit: not measured: kvm_exit/kvm_entry attached but never fired in {} "
-                                        "KVM_RUN calls (this KVM handles exits outside the VMX/SVM path, e.g. PVM)",
-                                        id, std::max(v.runs, v.vmm_runs)));
+            lines.push_back(
+                fmt::format("{} kexit: not measured: kvm_exit/kvm_entry attached but never fired in {} "
+                            "KVM_RUN calls (this KVM handles exits outside the VMX/SVM path, e.g. PVM)",
+                            id, std::max(v.runs, v.vmm_runs)));
         } else if (v.sources & VIREO_TELEMETRY_KERNEL_EXITS) {
             std::string reasons;
             const bool svm = v.kexit_isa == VIREO_ISA_SVM;
@@ -152,18 +189,21 @@ std::vector<std::string> format_telemetry(const Telemetry& t) {
                 reasons += fmt::format("{}{}:{}", reasons.empty() ? "" : ",", name, v.kexit_count[s]);
             }
             lines.push_back(fmt::format("{} kexit: isa={} exits={} ns={} by_reason={}", id,
-                                        svm ? "svm" : v.kexit_isa == VIREO_ISA_VMX ? "vmx" : "unknown", v.kexits,
-                                        v.kexit_ns, reasons.empty() ? "-" : reasons));
+                                        svm                            ? "svm"
+                                        : v.kexit_isa == VIREO_ISA_VMX ? "vmx"
+                                                                       : "unknown",
+                                        v.kexits, v.kexit_ns, reasons.empty() ? "-" : reasons));
         }
         if (v.sources & VIREO_TELEMETRY_BINARY_STATS)
-            lines.push_back(fmt::format("{} kvm: exits={} io_exits={} mmio_exits={} signal_exits={} irq_exits={} "
-                                        "halt_exits={} halt_wakeup={} insn_emulation={} halt_wait_ns={} "
-                                        "halt_poll_success_ns={} halt_poll_fail_ns={}",
-                                        id, v.kvm_exits, v.kvm_io_exits, v.kvm_mmio_exits, v.kvm_signal_exits,
-                                        v.kvm_irq_exits, v.kvm_halt_exits, v.kvm_halt_wakeup, v.kvm_insn_emulation,
-                                        v.halt_wait_ns, v.halt_poll_success_ns, v.halt_poll_fail_ns));
+            lines.push_back(
+                fmt::format("{} kvm: exits={} io_exits={} mmio_exits={} signal_exits={} irq_exits={} "
+                            "halt_exits={} halt_wakeup={} insn_emulation={} halt_wait_ns={} "
+                            "halt_poll_success_ns={} halt_poll_fail_ns={}",
+                            id, v.kvm_exits, v.kvm_io_exits, v.kvm_mmio_exits, v.kvm_signal_exits, v.kvm_irq_exits,
+                            v.kvm_halt_exits, v.kvm_halt_wakeup, v.kvm_insn_emulation, v.halt_wait_ns,
+                            v.halt_poll_success_ns, v.halt_poll_fail_ns));
         const std::pair<const char*, const vireo_hist*> hists[] = {
-            {"kvm_run", &v.kvm_run_hist}, {"user", &v.uexit_hist},  {"runq", &v.runq_hist},
+            {"kvm_run", &v.kvm_run_hist}, {"user", &v.uexit_hist},          {"runq", &v.runq_hist},
             {"kexit", &v.kexit_hist},     {"halt_wait", &v.halt_wait_hist},
         };
         for (const auto& [name, h] : hists)
@@ -172,12 +212,12 @@ std::vector<std::string> format_telemetry(const Telemetry& t) {
     for (const auto& b : t.blk) {
         if (!(b.sources & VIREO_TELEMETRY_BLK)) continue;
         std::string id = fmt::format("blk{}", b.device);
-        lines.push_back(fmt::format("{}: submitted={} completed={} failed={} no_notify={} interrupted={} "
-                                    "uninterrupted={} lost={} notify_to_submit_ns={} submit_to_complete_ns={} "
-                                    "complete_to_irq_ns={}",
-                                    id, b.submitted, b.completed, b.failed, b.no_notify, b.interrupted,
-                                    b.uninterrupted, b.lost,
-                                    b.notify_to_submit_ns, b.submit_to_complete_ns, b.complete_to_irq_ns));
+        lines.push_back(
+            fmt::format("{}: submitted={} completed={} failed={} no_notify={} interrupted={} "
+                        "uninterrupted={} lost={} notify_to_submit_ns={} submit_to_complete_ns={} "
+                        "complete_to_irq_ns={}",
+                        id, b.submitted, b.completed, b.failed, b.no_notify, b.interrupted, b.uninterrupted, b.lost,
+                        b.notify_to_submit_ns, b.submit_to_complete_ns, b.complete_to_irq_ns));
         const std::pair<const char*, const vireo_hist*> hists[] = {
             {"notify_to_submit", &b.notify_to_submit_hist},
             {"submit_to_complete", &b.submit_to_complete_hist},

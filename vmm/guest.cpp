@@ -72,15 +72,16 @@ void Guest::start() {
 }
 
 void Guest::apply_pins() {
-    if (std::none_of(pins_.begin(), pins_.end(), [](const auto& p) { return p.has_value(); })) return;
-    // The vCPU threads publish their tid first thing; wait for that (a
-    // millisecond at most) so the pinning is applied to every thread.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    // The vCPU threads publish their tid first thing; wait for that (far
+    // less than a millisecond unless the host is overloaded), so a running
+    // guest's threads can always be named (`vcpus`) and pinned.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     const auto& runners = machine_->vcpus();
+    for (const auto& r : runners)
+        while (r->tid() == 0 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
     for (size_t i = 0; i < runners.size() && i < pins_.size(); ++i) {
         if (!pins_[i]) continue;
-        while (runners[i]->tid() == 0 && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(std::chrono::microseconds(100));
         if (runners[i]->tid() == 0) {
             log_warn("guest {}: vCPU {} thread did not start in time; not pinned", name(), i);
             continue;

@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <future>
@@ -155,7 +156,9 @@ std::expected<std::unique_ptr<Machine>, BuildError> Machine::build(const Machine
         auto [probes, error] = probes_loading.get();
         if (!error.empty()) return std::unexpected(host_error(error));
         m->probes_ = std::move(probes);
-        if (!m->probes_->notice().empty()) log_warn("{}", m->probes_->notice());
+        // Once per process: a host running many guests says it once.
+        static std::atomic<bool> noticed{false};
+        if (!m->probes_->notice().empty() && !noticed.exchange(true)) log_warn("{}", m->probes_->notice());
         // Disks are the first virtio devices (VirtioDevices): disk i is
         // window i; the guest notifies on its QueueNotify register.
         const auto descs = m->virtio_->descriptors();

@@ -34,12 +34,12 @@
 #define VIREO_NAME_MAX 64
 
 /* Where the numbers came from (bits of `sources`). */
-#define VIREO_TELEMETRY_VMM_COUNTERS (1u << 0)  /* the vCPU threads' own exit counters */
-#define VIREO_TELEMETRY_BINARY_STATS (1u << 1)  /* KVM_GET_STATS_FD */
-#define VIREO_TELEMETRY_VCPU_TIME (1u << 2)     /* BPF: kvm_fpu (KVM_RUN entry) + kvm_userspace_exit */
-#define VIREO_TELEMETRY_KERNEL_EXITS (1u << 3)  /* BPF: kvm_exit -> kvm_entry */
-#define VIREO_TELEMETRY_RUNQUEUE (1u << 4)      /* BPF: sched_wakeup/sched_switch */
-#define VIREO_TELEMETRY_BLK (1u << 5)           /* BPF: io_uring + kvm notify/irq */
+#define VIREO_TELEMETRY_VMM_COUNTERS (1u << 0) /* the vCPU threads' own exit counters */
+#define VIREO_TELEMETRY_BINARY_STATS (1u << 1) /* KVM_GET_STATS_FD */
+#define VIREO_TELEMETRY_VCPU_TIME (1u << 2)    /* BPF: kvm_fpu (KVM_RUN entry) + kvm_userspace_exit */
+#define VIREO_TELEMETRY_KERNEL_EXITS (1u << 3) /* BPF: kvm_exit -> kvm_entry */
+#define VIREO_TELEMETRY_RUNQUEUE (1u << 4)     /* BPF: sched_wakeup/sched_switch */
+#define VIREO_TELEMETRY_BLK (1u << 5)          /* BPF: io_uring + kvm notify/irq */
 /* kvm_exit/kvm_entry are attached but have never fired although the vCPU
  * ran: this KVM (e.g. the nested PVM flavour) handles exits outside the
  * VMX/SVM path that fires them. The kexit_* fields are then not measured. */
@@ -53,15 +53,13 @@
 /* In-kernel exit reason -> slot in kexit_count[]: VMX basic exit reasons
  * (< 256) and SVM exit codes 0x000-0x0ff keep their value; SVM's
  * 0x400-0x47e (NPF, AVIC, VMGEXIT) go to 256-382; anything else to 383. */
-static inline unsigned int vireo_kexit_slot(unsigned int reason)
-{
+static inline unsigned int vireo_kexit_slot(unsigned int reason) {
     if (reason < 256) return reason;
     if (reason >= 0x400 && reason < 0x400 + (VIREO_KEXIT_SLOTS - 256 - 1)) return 256 + (reason - 0x400);
     return VIREO_KEXIT_SLOTS - 1;
 }
 /* The reason a slot stands for (0xffffffff: "other"). */
-static inline unsigned int vireo_kexit_reason(unsigned int slot)
-{
+static inline unsigned int vireo_kexit_reason(unsigned int slot) {
     if (slot < 256) return slot;
     if (slot < VIREO_KEXIT_SLOTS - 1) return 0x400 + (slot - 256);
     return 0xffffffffu;
@@ -75,9 +73,9 @@ struct vireo_hist {
 /* One vCPU. Times are nanoseconds, counts are events since the vCPU started
  * (monotonic: a reader takes differences between two snapshots). */
 struct vireo_vcpu_telemetry {
-    uint32_t vcpu;     /* index in its guest */
-    int32_t tid;       /* its thread ("CPU N/g<guest>") */
-    uint32_t sources;  /* VIREO_TELEMETRY_* */
+    uint32_t vcpu;      /* index in its guest */
+    int32_t tid;        /* its thread ("CPU N/g<guest>") */
+    uint32_t sources;   /* VIREO_TELEMETRY_* */
     uint32_t kexit_isa; /* VIREO_ISA_* */
 
     /* VMM counters: KVM_RUN calls and exits by reason, as the vCPU thread
@@ -90,14 +88,14 @@ struct vireo_vcpu_telemetry {
      * versus the time between a return and the next entry -- the VMM
      * handling the exit in user space, plus the ioctl's own syscall entry
      * and exit -- attributed to the exit reason KVM_RUN returned with. */
-    uint64_t runs;                                  /* KVM_RUN calls seen */
+    uint64_t runs; /* KVM_RUN calls seen */
     uint64_t in_kvm_run_ns;
-    struct vireo_hist kvm_run_hist;                 /* one KVM_RUN call */
-    uint64_t uexits[VIREO_UEXIT_REASONS];           /* returns with 0, by exit_reason */
-    uint64_t uexit_ns[VIREO_UEXIT_REASONS];         /* user-space handling time, by reason */
-    struct vireo_hist uexit_hist;                   /* one user-space handling interval */
-    uint64_t interrupted_runs;                      /* returns with an error (EINTR: a kick) */
-    uint64_t interrupted_ns;                        /* user-space time after those */
+    struct vireo_hist kvm_run_hist;         /* one KVM_RUN call */
+    uint64_t uexits[VIREO_UEXIT_REASONS];   /* returns with 0, by exit_reason */
+    uint64_t uexit_ns[VIREO_UEXIT_REASONS]; /* user-space handling time, by reason */
+    struct vireo_hist uexit_hist;           /* one user-space handling interval */
+    uint64_t interrupted_runs;              /* returns with an error (EINTR: a kick) */
+    uint64_t interrupted_ns;                /* user-space time after those */
 
     /* (2) in-kernel exits: every hardware exit (kvm_exit) to the next guest
      * entry (kvm_entry), by hardware reason slot. Exits that went on to user
@@ -115,19 +113,19 @@ struct vireo_vcpu_telemetry {
     struct vireo_hist runq_hist;
 
     /* (4) KVM's binary stats fd (no BPF), by descriptor name. */
-    uint64_t kvm_exits;            /* "exits": every hardware exit KVM counted */
-    uint64_t kvm_io_exits;         /* "io_exits" */
-    uint64_t kvm_mmio_exits;       /* "mmio_exits" */
-    uint64_t kvm_signal_exits;     /* "signal_exits" */
-    uint64_t kvm_irq_exits;        /* "irq_exits" */
-    uint64_t kvm_halt_exits;       /* "halt_exits" */
-    uint64_t kvm_halt_wakeup;      /* "halt_wakeup" */
-    uint64_t kvm_insn_emulation;   /* "insn_emulation" */
-    uint64_t halt_successful_poll; /* "halt_successful_poll" */
-    uint64_t halt_attempted_poll;  /* "halt_attempted_poll" */
-    uint64_t halt_poll_success_ns; /* "halt_poll_success_ns" */
-    uint64_t halt_poll_fail_ns;    /* "halt_poll_fail_ns" */
-    uint64_t halt_wait_ns;         /* "halt_wait_ns": time halted, not polling */
+    uint64_t kvm_exits;               /* "exits": every hardware exit KVM counted */
+    uint64_t kvm_io_exits;            /* "io_exits" */
+    uint64_t kvm_mmio_exits;          /* "mmio_exits" */
+    uint64_t kvm_signal_exits;        /* "signal_exits" */
+    uint64_t kvm_irq_exits;           /* "irq_exits" */
+    uint64_t kvm_halt_exits;          /* "halt_exits" */
+    uint64_t kvm_halt_wakeup;         /* "halt_wakeup" */
+    uint64_t kvm_insn_emulation;      /* "insn_emulation" */
+    uint64_t halt_successful_poll;    /* "halt_successful_poll" */
+    uint64_t halt_attempted_poll;     /* "halt_attempted_poll" */
+    uint64_t halt_poll_success_ns;    /* "halt_poll_success_ns" */
+    uint64_t halt_poll_fail_ns;       /* "halt_poll_fail_ns" */
+    uint64_t halt_wait_ns;            /* "halt_wait_ns": time halted, not polling */
     struct vireo_hist halt_wait_hist; /* "halt_wait_hist" */
 };
 
@@ -145,16 +143,16 @@ struct vireo_vcpu_telemetry {
  * Counted per tagged io_uring submission: a request the device resubmits
  * (a short transfer) counts once per submission. */
 struct vireo_blk_telemetry {
-    uint32_t device;    /* index among this guest's blk devices */
+    uint32_t device; /* index among this guest's blk devices */
     uint32_t sources;
-    uint64_t submitted;      /* tagged io_uring submissions seen */
-    uint64_t completed;      /* ... and their completions */
-    uint64_t failed;         /* completions with res < 0 (counted in completed too) */
-    uint64_t no_notify;      /* submissions with no guest notify before them */
-    uint64_t interrupted;    /* completions whose interrupt was seen (stage 3 measured) */
-    uint64_t uninterrupted;  /* completions that got no interrupt while 256 newer ones
-                                completed (a polling guest): no stage 3 */
-    uint64_t lost;           /* requests not tracked: the in-flight table was full */
+    uint64_t submitted;     /* tagged io_uring submissions seen */
+    uint64_t completed;     /* ... and their completions */
+    uint64_t failed;        /* completions with res < 0 (counted in completed too) */
+    uint64_t no_notify;     /* submissions with no guest notify before them */
+    uint64_t interrupted;   /* completions whose interrupt was seen (stage 3 measured) */
+    uint64_t uninterrupted; /* completions that got no interrupt while 256 newer ones
+                               completed (a polling guest): no stage 3 */
+    uint64_t lost;          /* requests not tracked: the in-flight table was full */
     uint64_t notify_to_submit_ns, submit_to_complete_ns, complete_to_irq_ns;
     struct vireo_hist notify_to_submit_hist;
     struct vireo_hist submit_to_complete_hist;
@@ -164,10 +162,10 @@ struct vireo_blk_telemetry {
 /* One guest: the sum over its vCPUs of the main numbers. */
 struct vireo_guest_telemetry {
     char name[VIREO_NAME_MAX];
-    uint32_t version;    /* VIREO_TELEMETRY_VERSION */
+    uint32_t version; /* VIREO_TELEMETRY_VERSION */
     uint32_t vcpu_count;
     uint32_t blk_count;
-    uint32_t sources;    /* bits present on every vCPU */
+    uint32_t sources;      /* bits present on every vCPU */
     uint64_t timestamp_ns; /* CLOCK_MONOTONIC of the snapshot */
     uint64_t runs, in_kvm_run_ns;
     uint64_t uexits, uexit_ns; /* all reasons */

@@ -185,7 +185,9 @@ protected:
     }
 
     pid_t vcpu_tid(const std::string& guest, unsigned vcpu = 0) {
-        return result({{"request", "vcpus"}, {"guest", guest}})["vcpus"][vcpu]["tid"].get<pid_t>();
+        json v = result({{"request", "vcpus"}, {"guest", guest}})["vcpus"][vcpu];
+        EXPECT_TRUE(v["tid"].is_number()) << "a running guest's vCPU has no thread id: " << v.dump();
+        return v["tid"].is_number() ? v["tid"].get<pid_t>() : 0;
     }
 
     std::string dir_, sock_;

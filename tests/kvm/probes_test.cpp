@@ -10,6 +10,7 @@
 //  - without BPF rights vireo boots with one "probes off" line.
 // BPF needs root: each probe test skips with that reason otherwise.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <liburing.h>
 #include <sched.h>
@@ -34,8 +35,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "bpf/probe_abi.h"
 #include "bpf/probe_set.h"
@@ -89,13 +88,13 @@ int count_lines_with(const std::string& text, const std::string& what) {
 class Probes : public ::testing::Test {
 protected:
     void SetUp() override {
-        for (const auto& reason : {kvm_unavailable_reason(), missing_file_reason(vireo_binary()),
-                                   missing_file_reason(testguest_binary())})
+        for (const auto& reason :
+             {kvm_unavailable_reason(), missing_file_reason(vireo_binary()), missing_file_reason(testguest_binary())})
             if (!reason.empty()) GTEST_SKIP() << reason;
     }
     static std::vector<std::string> args(const std::string& workload, std::vector<std::string> extra = {}) {
-        std::vector<std::string> a{"run", "--kernel", testguest_binary(), "--cmdline", "workload=" + workload,
-                                   "--mem", "64M", "--console", "stdio", "--stats"};
+        std::vector<std::string> a{"run",   "--kernel", testguest_binary(), "--cmdline", "workload=" + workload,
+                                   "--mem", "64M",      "--console",        "stdio",     "--stats"};
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
@@ -225,9 +224,9 @@ TEST_F(Probes, RunQueueWaitMatchesSchedstatUnderContention) {
                 (unsigned long)num(*rq, "waits"), sched / 1e6, sched ? 100.0 * (bpf - sched) / sched : 0.0);
     EXPECT_GT(sched, 0.3e9) << "the burners did not contend (run_delay " << sched << " ns)";
     EXPECT_GT(num(*rq, "waits"), 10u);
-    EXPECT_LE(std::fabs(bpf - sched), 0.05 * sched) << "BPF runq wait " << bpf << " ns vs schedstat run_delay "
-                                                    << sched << " ns\n"
-                                                    << r.err;
+    EXPECT_LE(std::fabs(bpf - sched), 0.05 * sched)
+        << "BPF runq wait " << bpf << " ns vs schedstat run_delay " << sched << " ns\n"
+        << r.err;
 }
 
 bool kvm_is_pvm() { return std::filesystem::exists("/sys/module/kvm_pvm"); }
@@ -280,8 +279,10 @@ std::optional<uint64_t> hist_total(const std::string& err, const std::string& pr
         std::istringstream words(line.substr(line.find("(ns): ", at) + 6));
         std::string w;
         while (words >> w)
-            if (auto colon = w.rfind("):"); colon != std::string::npos) total += std::stoull(w.substr(colon + 2));
-            else if (w.starts_with("[0]:")) total += std::stoull(w.substr(4));
+            if (auto colon = w.rfind("):"); colon != std::string::npos)
+                total += std::stoull(w.substr(colon + 2));
+            else if (w.starts_with("[0]:"))
+                total += std::stoull(w.substr(4));
         return total;
     }
     return std::nullopt;
@@ -303,7 +304,8 @@ TEST_F(Probes, BlkRequestsCountedExactlyAsTheDeviceCompletedThem) {
     unsigned long reads = 0, writes = 0, flushes = 0;
     std::string tail = r.err.substr(r.err.find("): requests", at));
     ASSERT_EQ(std::sscanf(tail.c_str(), "): requests %*u: reads %lu (%*u bytes), writes %lu (%*u bytes), flushes %lu",
-                          &reads, &writes, &flushes), 3)
+                          &reads, &writes, &flushes),
+              3)
         << tail.substr(0, 200);
     const uint64_t io_requests = reads + writes + flushes;  // get-id is answered without I/O
     ASSERT_GT(io_requests, 0u);
@@ -352,8 +354,8 @@ int run_as_nobody(const std::vector<std::string>& vireo_args, std::string& out, 
     std::string dir = std::filesystem::temp_directory_path() / fmt::format("vireo-probes-{}", ::getpid());
     std::filesystem::create_directories(dir);
     std::string out_path = dir + "/out", err_path = dir + "/err";
-    std::vector<std::string> cmd{"/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                                 "--inh-caps=-all", vireo_binary()};
+    std::vector<std::string> cmd{"/usr/bin/setpriv", "--reuid=nobody",  "--regid=nogroup",
+                                 "--clear-groups",   "--inh-caps=-all", vireo_binary()};
     cmd.insert(cmd.end(), vireo_args.begin(), vireo_args.end());
     std::vector<char*> argv;
     for (auto& a : cmd) argv.push_back(a.data());
@@ -501,7 +503,7 @@ protected:
         ASSERT_EQ(io_uring_submit_and_wait(&ring_, n + 1), int(n + 1));
         io_uring_cqe* cqe;
         unsigned head, seen = 0;
-        io_uring_for_each_cqe(&ring_, head, cqe) ++seen;
+        io_uring_for_each_cqe(&ring_, head, cqe)++ seen;
         io_uring_cq_advance(&ring_, seen);
     }
     void interrupt() {

@@ -3,8 +3,6 @@
 // memfd laid out as KVM_GET_STATS_FD's fd is), so no /dev/kvm is needed.
 #include "vmm/kvm/binary_stats.h"
 
-#include "bpf/telemetry_report.h"
-
 #include <gtest/gtest.h>
 #include <linux/kvm.h>
 #include <sys/mman.h>
@@ -13,6 +11,8 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "bpf/telemetry_report.h"
 
 namespace vireo {
 namespace {
@@ -130,16 +130,16 @@ TEST(BinaryStats, ShortDataIsAnErrorNotGarbage) {
 // ours keeps its first buckets and folds the rest into the last.
 TEST(BinaryStats, FillsTelemetryByName) {
     std::vector<uint64_t> data(2 + 40, 0);
-    data[0] = 777;        // exits
-    data[1] = 123456;     // halt_wait_ns
-    data[2 + 3] = 5;      // bucket 3
-    data[2 + 31] = 1;     // bucket 31
-    data[2 + 39] = 2;     // beyond our 32: folded into 31
-    auto stats = BinaryStats::from_fd(memfd_with(layout(
-        {{"exits", KVM_STATS_TYPE_CUMULATIVE, 1, 0},
-         {"halt_wait_ns", KVM_STATS_TYPE_CUMULATIVE | KVM_STATS_UNIT_SECONDS, 1, 8},
-         {"halt_wait_hist", KVM_STATS_TYPE_LOG_HIST | KVM_STATS_UNIT_SECONDS, 40, 16}},
-        data)));
+    data[0] = 777;     // exits
+    data[1] = 123456;  // halt_wait_ns
+    data[2 + 3] = 5;   // bucket 3
+    data[2 + 31] = 1;  // bucket 31
+    data[2 + 39] = 2;  // beyond our 32: folded into 31
+    auto stats = BinaryStats::from_fd(
+        memfd_with(layout({{"exits", KVM_STATS_TYPE_CUMULATIVE, 1, 0},
+                           {"halt_wait_ns", KVM_STATS_TYPE_CUMULATIVE | KVM_STATS_UNIT_SECONDS, 1, 8},
+                           {"halt_wait_hist", KVM_STATS_TYPE_LOG_HIST | KVM_STATS_UNIT_SECONDS, 40, 16}},
+                          data)));
     ASSERT_TRUE(stats) << stats.error();
     auto sample = stats->read();
     ASSERT_TRUE(sample);

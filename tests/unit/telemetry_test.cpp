@@ -1,6 +1,8 @@
 // Telemetry records and what the probes and the loader share with them:
 // the log2 bucket function (same convention as KVM's LOG_HIST), exit
 // reason slots, the blk user_data tag, and the --stats lines.
+#include "vireo/telemetry.h"
+
 #include <gtest/gtest.h>
 #include <linux/kvm.h>
 
@@ -10,7 +12,6 @@
 #include "bpf/probe_abi.h"
 #include "bpf/probe_set.h"
 #include "bpf/telemetry_report.h"
-#include "vireo/telemetry.h"
 #include "vmm/vcpu_runner.h"
 
 namespace vireo {

@@ -1,5 +1,6 @@
 #include "vmm/kvm/binary_stats.h"
 
+#include <fmt/format.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -7,8 +8,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace vireo {
 
@@ -89,13 +88,13 @@ std::expected<BinaryStats, std::string> BinaryStats::from_fd(UniqueFd fd) {
         StatsDescFixed d;
         std::memcpy(&d, p, sizeof d);
         const char* name = reinterpret_cast<const char*>(p + sizeof d);
-        Descriptor desc{std::string(name, ::strnlen(name, h.name_size)), d.flags, d.exponent, d.size, d.offset,
-                        d.bucket_size};
+        Descriptor desc{
+            std::string(name, ::strnlen(name, h.name_size)), d.flags, d.exponent, d.size, d.offset, d.bucket_size};
         // Values are u64s; an unaligned or oversized entry cannot be read
         // safely, so it is rejected with its name.
         if (d.offset % 8 != 0 || d.size == 0 || d.size > kMaxValues)
-            return std::unexpected(fmt::format("KVM binary stats: descriptor '{}' has offset {} and size {}",
-                                               desc.name, d.offset, d.size));
+            return std::unexpected(fmt::format("KVM binary stats: descriptor '{}' has offset {} and size {}", desc.name,
+                                               d.offset, d.size));
         words = std::max<uint64_t>(words, d.offset / 8 + d.size);
         s.descriptors_.push_back(std::move(desc));
     }

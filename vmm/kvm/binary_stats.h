@@ -21,13 +21,13 @@ class BinaryStats {
 public:
     struct Descriptor {
         std::string name;
-        uint32_t flags = 0;     // KVM_STATS_TYPE_* | KVM_STATS_UNIT_* | KVM_STATS_BASE_*
-        int16_t exponent = 0;   // value * base^exponent is in `unit` (ns: -9)
-        uint16_t size = 0;      // number of u64 values (1, or the histogram's buckets)
-        uint32_t offset = 0;    // bytes into the data block
-        uint32_t bucket_size = 0; // linear histograms only
-        uint32_t type() const;  // KVM_STATS_TYPE_*
-        uint32_t unit() const;  // KVM_STATS_UNIT_*
+        uint32_t flags = 0;        // KVM_STATS_TYPE_* | KVM_STATS_UNIT_* | KVM_STATS_BASE_*
+        int16_t exponent = 0;      // value * base^exponent is in `unit` (ns: -9)
+        uint16_t size = 0;         // number of u64 values (1, or the histogram's buckets)
+        uint32_t offset = 0;       // bytes into the data block
+        uint32_t bucket_size = 0;  // linear histograms only
+        uint32_t type() const;     // KVM_STATS_TYPE_*
+        uint32_t unit() const;     // KVM_STATS_UNIT_*
     };
 
     // The values of one read: one pread of the whole data block, so values
