@@ -149,7 +149,13 @@ void IoThread::stop() {
     thread_.join();
 }
 
-io_uring_sqe* IoThread::sqe(IoCompletion* owner) {
+namespace {
+// User-space addresses fit in 47 bits: the low 48 bits of a user_data are
+// the owner, the top 16 a tag for tracing (bpf/probe_abi.h).
+constexpr uint64_t kOwnerMask = (1ull << 48) - 1;
+}  // namespace
+
+io_uring_sqe* IoThread::sqe(IoCompletion* owner, uint64_t tag) {
     if (stopping()) return nullptr;
     io_uring_sqe* s = io_uring_get_sqe(&ring_);
     if (!s) {
@@ -159,7 +165,7 @@ io_uring_sqe* IoThread::sqe(IoCompletion* owner) {
         s = io_uring_get_sqe(&ring_);
         if (!s) return nullptr;
     }
-    io_uring_sqe_set_data(s, owner);
+    io_uring_sqe_set_data64(s, (tag & ~kOwnerMask) | (uint64_t(uintptr_t(owner)) & kOwnerMask));
     ++outstanding_;
     return s;
 }
@@ -174,7 +180,7 @@ void IoThread::dispatch(uint64_t user_data, int32_t res) {
     if (outstanding_) --outstanding_;
     counters_.completions.fetch_add(1, std::memory_order_relaxed);
     if (user_data == 0) return;  // our own cancel requests
-    reinterpret_cast<IoCompletion*>(uintptr_t(user_data))->io_complete(res);
+    reinterpret_cast<IoCompletion*>(uintptr_t(user_data & kOwnerMask))->io_complete(res);
 }
 
 void IoThread::loop() {

@@ -80,7 +80,9 @@ public:
 
     // I/O thread only: an SQE whose completion goes to `owner`, or nullptr
     // once the thread is stopping (the caller fails its request).
-    io_uring_sqe* sqe(IoCompletion* owner);
+    // `tag` goes into the top 16 bits of the user_data (the owner's address
+    // fits in the low 48), e.g. the blk probe's VIREO_BLK_USER_DATA tag.
+    io_uring_sqe* sqe(IoCompletion* owner, uint64_t tag = 0);
     bool on_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
     bool stopping() const { return stopping_.load(std::memory_order_acquire); }
     // Operations handed to the kernel and not yet completed (watches included).

@@ -1,5 +1,7 @@
 #include "vmm/devices/virtio/blk.h"
 
+#include "bpf/probe_abi.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cerrno>
@@ -45,8 +47,12 @@ struct VirtioBlk::Request final : IoCompletion {
     void io_complete(int32_t res) override { dev->complete(*this, res); }
 };
 
-VirtioBlk::VirtioBlk(std::string name, DiskImage image, IoThread& io)
-    : name_(std::move(name)), image_(std::move(image)), io_(io), poll_window_(image_.config().poll_us) {
+VirtioBlk::VirtioBlk(std::string name, DiskImage image, IoThread& io, unsigned probe_index)
+    : name_(std::move(name)),
+      image_(std::move(image)),
+      io_(io),
+      probe_tag_(VIREO_BLK_USER_DATA(probe_index, 0)),
+      poll_window_(image_.config().poll_us) {
     const auto& cfg = image_.config();
     unsigned slots = std::min<unsigned>(kMaxInflight, cfg.queues * cfg.queue_size);
     pool_.reserve(slots);
@@ -279,7 +285,8 @@ void VirtioBlk::handle_chain(unsigned q) {
 }
 
 void VirtioBlk::submit(Request& r) {
-    io_uring_sqe* s = io_.sqe(&r);
+    // One tagged SQE per request: what the blk probe counts (bpf/probe_abi.h).
+    io_uring_sqe* s = io_.sqe(&r, probe_tag_);
     if (!s) {  // the I/O thread is stopping
         finish(r, blk::kStatusIoErr);
         return;

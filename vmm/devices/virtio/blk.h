@@ -60,7 +60,9 @@ public:
 
     // `io` runs every request; it must outlive the device's last request
     // (the machine stops it before destroying devices).
-    VirtioBlk(std::string name, DiskImage image, IoThread& io);
+    // `probe_index`: the disk's number for the eBPF blk probe, which finds
+    // this device's requests by a tag in their io_uring user_data.
+    VirtioBlk(std::string name, DiskImage image, IoThread& io, unsigned probe_index = 0);
     ~VirtioBlk() override;
 
     std::string_view name() const override { return name_; }
@@ -94,6 +96,7 @@ private:
     std::string name_;
     DiskImage image_;
     IoThread& io_;
+    const uint64_t probe_tag_;
     VirtioTransport* transport_ = nullptr;
     // How long after activity (a completion or a new request) a queue is
     // polled every IoThread::kPollInterval instead of waiting for a

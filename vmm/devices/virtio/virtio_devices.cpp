@@ -78,7 +78,8 @@ std::expected<void, std::string> VirtioDevices::create(const Vm& vm, const Guest
         }
         std::unique_ptr<VirtioDevice> dev;
         if (s.disk) {
-            auto blk = std::make_unique<VirtioBlk>(fmt::format("blk{}", disk_no++), std::move(*s.disk), *io_);
+            auto blk = std::make_unique<VirtioBlk>(fmt::format("blk{}", disk_no), std::move(*s.disk), *io_, disk_no);
+            ++disk_no;
             s.disk.reset();
             blks_.push_back(blk.get());
             dev = std::move(blk);
