@@ -108,10 +108,15 @@ $(BUILD)/gen/bpf/%.skel.h: $(BUILD)/gen/bpf/%.bpf.o
 # mapped, its own resident memory is ~1 MiB smaller (vmm_rss_kib). It
 # resolves no user or host names, so static glibc's NSS limits do not apply.
 $(BUILD)/vireo: $(BUILD)/obj/vmm/main.o $(BUILD)/libvmm.a $(if $(AGENT_OBJS),$(BUILD)/libagent.a)
-	$(CXX) $(LDFLAGS) -static -o $@ $^ $(FMT_LIB) -luring -lbpf -lelf -lz -llzma -lseccomp $(if $(AGENT_OBJS),$(AGENT_LIBS))
+	$(CXX) $(LDFLAGS) -static -o $@ $^ $(FMT_LIB) -luring -lbpf -lelf -lz -llzma -lseccomp
 
-$(BUILD)/%: $(BUILD)/obj/tools/%.o $(BUILD)/libvmm.a
+# libagent.a for vireoctl record's trace writer (agent/trace.h; never TBB: nothing pulls tbb_executor.o).
+$(BUILD)/%: $(BUILD)/obj/tools/%.o $(BUILD)/libvmm.a $(if $(AGENT_OBJS),$(BUILD)/libagent.a)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(VMM_LIBS)
+
+# replay runs the agent's policies in parallel on TBB (agent/tbb_executor.h); never linked into vireo.
+$(BUILD)/replay: $(BUILD)/obj/tools/replay.o $(BUILD)/libagent.a
+	$(CXX) $(LDFLAGS) -o $@ $^ $(AGENT_LIBS)
 
 # The test guest: freestanding, no libc, no ring-0 code (include/vireo/testguest_abi.h).
 GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-stack-protector \
@@ -126,7 +131,7 @@ $(BUILD)/testguest: $(GUEST_SRCS) tests/guests/testguest/testguest.ld $(wildcard
 $(BUILD)/unit_tests: $(call obj,$(UNIT_SRCS)) $(BUILD)/libvmm.a $(if $(AGENT_OBJS),$(BUILD)/libagent.a)
 	$(CXX) $(LDFLAGS) -o $@ $^ -lgtest -lgmock -lgtest_main $(VMM_LIBS) $(AGENT_LIBS)
 
-$(BUILD)/kvm_tests: $(call obj,$(KVM_SRCS)) $(BUILD)/libvmm.a
+$(BUILD)/kvm_tests: $(call obj,$(KVM_SRCS)) $(BUILD)/libvmm.a $(if $(AGENT_OBJS),$(BUILD)/libagent.a)
 	$(CXX) $(LDFLAGS) -o $@ $^ -lgtest -lgtest_main $(VMM_LIBS)
 
 test: all $(BUILD)/unit_tests $(BUILD)/kvm_tests
@@ -154,7 +159,8 @@ FUZZ_CXX := clang++-16
 FUZZ_CXXFLAGS := -std=c++2b -O1 -g -fsanitize=fuzzer,address,undefined -D__cpp_concepts=202002L -Wno-macro-redefined \
     -Wno-builtin-macro-redefined -I. -Iinclude
 # The parsers and devices fuzzers exercise; not the process-level glue.
-FUZZ_LIB_OBJS := $(patsubst %.cpp,$(BUILD)/fuzz/obj/%.o,$(filter-out vmm/main.cpp vmm/machine.cpp,$(VMM_SRCS)))
+FUZZ_LIB_OBJS := $(patsubst %.cpp,$(BUILD)/fuzz/obj/%.o,$(filter-out vmm/main.cpp vmm/machine.cpp,$(VMM_SRCS)) \
+    $(filter-out agent/tbb_executor.cpp,$(AGENT_SRCS)))
 FUZZERS := $(patsubst tests/fuzz/%.cpp,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 # vireo's sources are compiled once for all fuzzers (coverage + sanitizers)
 # into an archive, so each fuzzer pulls in only the objects it needs.
@@ -172,6 +178,9 @@ fuzz: $(FUZZERS)
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libvmm.a
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(VMM_LIBS) $(AGENT_LIBS)
+$(BUILD)/bench/controller_tick: $(BUILD)/obj/tests/bench/controller_tick.o $(BUILD)/libagent.a
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(AGENT_LIBS)
 bench: all $(patsubst tests/bench/%.cpp,$(BUILD)/bench/%,$(BENCH_SRCS))
 	@tests/bench/run-benchmarks $(BUILD)
 

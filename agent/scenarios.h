@@ -1,0 +1,65 @@
+// Synthetic workloads for the simulator (agent/simulator.h): what each
+// guest's vCPUs want and how much memory the guest uses, tick by tick.
+// Deterministic: a scenario is a function of its name and seed alone (our
+// own generator; the standard distributions differ between libraries).
+//
+//   steady   constant demands and memory, small noise
+//   diurnal  interactive guests follow a (compressed, 30 min) day, batch
+//            guests the night; memory follows load
+//   bursty   interactive bursts, batch jobs switching on and off, jobs'
+//            memory ramping up and released
+//   noisy    latency-sensitive guests, and a neighbour that starts burning
+//            two CPUs after 10 min; another host process loads CPU 0
+//   leak     one guest leaks memory steadily, another's cache grows in steps
+//
+// Tuning and evaluation are kept apart: every constant of the policies was
+// chosen on seed 1 only; tools/replay evaluates on seeds 2 and up.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/snapshot.h"
+
+namespace vireo::agent {
+
+struct SimVcpu {
+    std::vector<float> demand;       // share of a CPU wanted, per tick
+    std::vector<float> wakes_per_s;  // how often it wakes, per tick
+};
+
+struct SimGuest {
+    std::string name;
+    uint64_t ram_bytes = 0;
+    GuestClass configured_class = GuestClass::Unknown;  // what the controller is told
+    GuestClass true_class = GuestClass::Unknown;        // what scoring uses
+    bool balloon = true;
+    bool deflate_on_oom = false;
+    std::vector<SimVcpu> vcpus;
+    std::vector<float> memory_used;  // share of RAM the guest needs, per tick
+};
+
+struct Scenario {
+    std::string name;
+    unsigned host_cpus = 8;
+    uint64_t host_ram_bytes = 0;
+    size_t ticks = 0;
+    double tick_s = 1.0;
+    std::vector<std::vector<float>> background;  // per host CPU, per tick: load of other processes
+    std::vector<SimGuest> guests;
+};
+
+inline constexpr size_t kDefaultScenarioTicks = 3600;
+
+const std::vector<std::string_view>& scenario_names();
+std::expected<Scenario, std::string> make_scenario(std::string_view name, uint64_t seed,
+                                                   size_t ticks = kDefaultScenarioTicks);
+// A recorded trace replayed as a scenario: each vCPU's demand and wakes and
+// each guest's memory use as the trace measured them (guests of the first
+// snapshot; one without memory stats gets no balloon).
+std::expected<Scenario, std::string> scenario_from_trace(const std::vector<Snapshot>& trace, std::string name = "trace");
+
+}  // namespace vireo::agent

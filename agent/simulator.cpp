@@ -1,0 +1,319 @@
+#include "agent/simulator.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace vireo::agent {
+
+namespace {
+
+constexpr double kGiB = double(1ull << 30);
+
+uint64_t splitmix(uint64_t& state) {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+double uniform(uint64_t& state) { return double(splitmix(state) >> 11) * 0x1.0p-53; }
+
+// Queueing delay per unit of work, by the others' use of the CPU: M/M/1's
+// rho / (1 - rho), capped; scaled down because CFS lets a waking task
+// preempt a CPU hog soon (wake-up preemption) instead of queueing FIFO.
+double queueing(double others) { return others <= 0 ? 0.0 : others / (1.0 - std::min(others, 0.9)); }
+constexpr double kQueueingScale = 0.2;
+
+// The max-min fair share level of one CPU among these demands.
+double fair_level(std::vector<double> wants) {
+    std::sort(wants.begin(), wants.end());
+    double left = 1.0;
+    for (size_t i = 0; i < wants.size(); ++i) {
+        double share = left / double(wants.size() - i);
+        if (wants[i] > share) return share;
+        left -= wants[i];
+    }
+    return 1.0;  // everyone got all they wanted
+}
+
+}  // namespace
+
+Simulator::Simulator(const Scenario& scenario, SimOptions options)
+    : scenario_(scenario), options_(options), rng_state_(options.seed * 0x2545F4914F6CDD1Dull + 7) {
+    guests_.resize(scenario_.guests.size());
+    for (size_t i = 0; i < guests_.size(); ++i) guests_[i].vcpus.resize(scenario_.guests[i].vcpus.size());
+    cpu_busy_ns_.assign(scenario_.host_cpus, 0.0);
+    for (const auto& g : scenario_.guests) {
+        auto& per_vcpu = mean_demand_.emplace_back();
+        for (const auto& v : g.vcpus) {
+            double sum = 0;
+            for (float d : v.demand) sum += d;
+            per_vcpu.push_back(v.demand.empty() ? 0.0 : sum / double(v.demand.size()));
+        }
+    }
+    double resident = 0;
+    for (const auto& g : scenario_.guests) resident += double(g.ram_bytes);
+    if (scenario_.host_ram_bytes)
+        host_available_fraction_ = std::max(0.0, 1.0 - resident / double(scenario_.host_ram_bytes));
+}
+
+std::optional<unsigned> Simulator::pinned_cpu(size_t guest, size_t vcpu) const {
+    const auto& pin = guests_[guest].vcpus[vcpu].pin;
+    if (pin && pin->size() == 1) return pin->front();
+    return std::nullopt;
+}
+
+Snapshot Simulator::snapshot() const {
+    Snapshot s;
+    s.timestamp_ns = uint64_t(std::llround((double(tick_) + 1) * scenario_.tick_s * 1e9));
+    s.mode = options_.mode;
+    s.limits = options_.limits;
+    for (unsigned c = 0; c < scenario_.host_cpus; ++c) s.host_cpus.push_back({c, uint64_t(cpu_busy_ns_[c])});
+    s.host_mem_total_bytes = scenario_.host_ram_bytes;
+    s.host_mem_available_bytes = uint64_t(host_available_fraction_ * double(scenario_.host_ram_bytes));
+    double free = host_available_fraction_;
+    s.pressure.memory_some_avg10 = free < 0.05 ? (0.05 - free) / 0.05 * 40 : 0.0;
+    s.pressure.memory_full_avg10 = s.pressure.memory_some_avg10 / 4;
+    size_t t = std::min(tick_, scenario_.ticks ? scenario_.ticks - 1 : 0);
+    for (size_t i = 0; i < guests_.size(); ++i) {
+        const SimGuest& spec = scenario_.guests[i];
+        const GuestState& st = guests_[i];
+        GuestSample g;
+        g.name = spec.name;
+        g.ram_bytes = spec.ram_bytes;
+        g.configured_class = spec.configured_class;
+        if (spec.balloon) {
+            BalloonSample b;
+            b.target_bytes = st.target;
+            b.actual_bytes = uint64_t(st.actual);
+            b.deflate_on_oom_events = st.oom_deflates;
+            double ram = double(spec.ram_bytes), used = spec.memory_used.empty() ? 0.0 : spec.memory_used[t] * ram;
+            double limit = ram - st.actual;
+            b.stats.total_memory = uint64_t(limit);
+            b.stats.available_memory = uint64_t(std::max(0.0, limit - used));
+            b.stats.free_memory = b.stats.available_memory;
+            b.stats.major_faults = uint64_t(st.major_faults);
+            b.stats.minor_faults = uint64_t(st.minor_faults);
+            b.stats.swap_in = uint64_t(st.swap_in);
+            b.stats.swap_out = uint64_t(st.swap_out);
+            g.balloon = b;
+        }
+        for (size_t v = 0; v < st.vcpus.size(); ++v) {
+            const VcpuState& vs = st.vcpus[v];
+            VcpuSample vc;
+            vc.index = unsigned(v);
+            vc.tid = int32_t(1000 + i * 64 + v);
+            vc.pinned_cpus = vs.pin;
+            vc.in_kvm_run_ns = uint64_t(vs.in_kvm_run_ns);
+            vc.runq_wait_ns = uint64_t(vs.runq_wait_ns);
+            vc.runq_waits = uint64_t(vs.runq_waits);
+            vc.halt_wait_ns = uint64_t(vs.halt_wait_ns);
+            vc.exits = uint64_t(vs.exits);
+            g.vcpus.push_back(std::move(vc));
+        }
+        s.guests.push_back(std::move(g));
+    }
+    return s;
+}
+
+void Simulator::submit(const Action& action) { pending_.push_back({tick_ + options_.action_delay_ticks, action}); }
+
+void Simulator::apply(const Action& a) {
+    auto it = std::find_if(scenario_.guests.begin(), scenario_.guests.end(), [&](const SimGuest& g) { return g.name == a.guest; });
+    if (it == scenario_.guests.end()) {
+        ++metrics_.refused_actions;
+        return;
+    }
+    size_t gi = size_t(it - scenario_.guests.begin());
+    GuestState& st = guests_[gi];
+    const ControllerLimits& lim = options_.limits;
+    double now = now_s();
+    if (auto* b = std::get_if<action::BalloonTarget>(&a.body)) {
+        uint64_t ram = it->ram_bytes, floor = lim.balloon_floor_mib << 20;
+        uint64_t step = b->bytes > st.target ? b->bytes - st.target : st.target - b->bytes;
+        if (!it->balloon || b->bytes + floor > ram || step * 100 > uint64_t(lim.balloon_step_percent) * ram ||
+            (st.balloon_changed && now - st.last_balloon_change_s < double(lim.balloon_interval_s))) {
+            ++metrics_.refused_actions;
+            return;
+        }
+        st.target = b->bytes;
+        st.balloon_changed = true;
+        st.last_balloon_change_s = now;
+        ++metrics_.balloon_actions;
+    } else if (auto* p = std::get_if<action::Pin>(&a.body)) {
+        if (p->vcpu >= st.vcpus.size() || p->cpus.empty() ||
+            std::any_of(p->cpus.begin(), p->cpus.end(), [&](unsigned c) { return c >= scenario_.host_cpus; }) ||
+            now - st.vcpus[p->vcpu].last_pin_s < double(lim.pin_interval_s)) {
+            ++metrics_.refused_actions;
+            return;
+        }
+        st.vcpus[p->vcpu].pin = p->cpus;
+        st.vcpus[p->vcpu].last_pin_s = now;
+        ++metrics_.pin_actions;
+    } else if (auto* u = std::get_if<action::Unpin>(&a.body)) {
+        for (size_t v = 0; v < st.vcpus.size(); ++v)
+            if (!u->vcpu || *u->vcpu == v) st.vcpus[v].pin.reset();
+        ++metrics_.pin_actions;
+    } else {
+        ++metrics_.refused_actions;
+    }
+}
+
+void Simulator::step() {
+    if (done()) return;
+    while (!pending_.empty() && pending_.front().due_tick <= tick_) {
+        apply(pending_.front().action);
+        pending_.pop_front();
+    }
+    const size_t t = tick_;
+    const double dt = scenario_.tick_s, dt_ns = dt * 1e9;
+    const unsigned ncpu = scenario_.host_cpus;
+
+    // Where each vCPU runs this tick: pinned ones first, then the kernel
+    // places the others in a random order.
+    std::vector<double> load(ncpu, 0.0);
+    for (unsigned c = 0; c < ncpu; ++c)
+        if (c < scenario_.background.size() && t < scenario_.background[c].size()) load[c] = scenario_.background[c][t];
+    struct Placed {
+        size_t guest, vcpu;
+        unsigned cpu;
+        double demand;
+    };
+    std::vector<Placed> placed;
+    std::vector<std::pair<size_t, size_t>> unpinned;
+    auto least_loaded = [&](const std::vector<unsigned>& among) {
+        unsigned best = among.front();
+        for (unsigned c : among)
+            if (load[c] < load[best]) best = c;
+        return best;
+    };
+    for (size_t i = 0; i < guests_.size(); ++i) {
+        for (size_t v = 0; v < guests_[i].vcpus.size(); ++v) {
+            const auto& pin = guests_[i].vcpus[v].pin;
+            double d = scenario_.guests[i].vcpus[v].demand[t];
+            if (!pin) {
+                unpinned.push_back({i, v});
+                continue;
+            }
+            unsigned cpu = pin->size() == 1 ? pin->front() : least_loaded(*pin);
+            load[cpu] += d;
+            placed.push_back({i, v, cpu, d});
+        }
+    }
+    for (size_t k = unpinned.size(); k > 1; --k) std::swap(unpinned[k - 1], unpinned[size_t(splitmix(rng_state_) % k)]);
+    std::vector<unsigned> all(ncpu);
+    for (unsigned c = 0; c < ncpu; ++c) all[c] = c;
+    for (auto [i, v] : unpinned) {
+        double d = scenario_.guests[i].vcpus[v].demand[t];
+        unsigned cpu = uniform(rng_state_) < options_.kernel_smart_placement ? least_loaded(all)
+                                                                               : unsigned(splitmix(rng_state_) % ncpu);
+        load[cpu] += d;
+        placed.push_back({i, v, cpu, d});
+    }
+
+    // What each got (max-min fair share of each CPU, as CFS gives equal
+    // weights), and what it waited.
+    std::vector<std::vector<size_t>> on_cpu(ncpu);
+    for (size_t k = 0; k < placed.size(); ++k) on_cpu[placed[k].cpu].push_back(k);
+    std::vector<double> run_of(placed.size(), 0.0), ran(ncpu, 0.0), bg_ran(ncpu, 0.0);
+    for (unsigned c = 0; c < ncpu; ++c) {
+        double bg = c < scenario_.background.size() && t < scenario_.background[c].size() ? scenario_.background[c][t] : 0.0;
+        // Water-filling: everyone gets min(demand, level), the level set so the CPU is full.
+        std::vector<double> wants;
+        for (size_t k : on_cpu[c]) wants.push_back(placed[k].demand);
+        wants.push_back(bg);
+        double level = fair_level(wants);
+        for (size_t k : on_cpu[c]) {
+            run_of[k] = std::min(placed[k].demand, level);
+            ran[c] += run_of[k];
+        }
+        bg_ran[c] = std::min(bg, level);
+    }
+    for (size_t k = 0; k < placed.size(); ++k) {
+        const Placed& p = placed[k];
+        double run = run_of[k];
+        double others = ran[p.cpu] + bg_ran[p.cpu] - run;
+        double wait = std::min(1.0 - run, (p.demand - run) + kQueueingScale * run * queueing(others));
+        double halt = std::max(0.0, 1.0 - run - wait);
+        const SimGuest& spec = scenario_.guests[p.guest];
+        double wakes = spec.vcpus[p.vcpu].wakes_per_s[t];
+        VcpuState& vs = guests_[p.guest].vcpus[p.vcpu];
+        vs.in_kvm_run_ns += dt_ns;
+        vs.runq_wait_ns += wait * dt_ns;
+        vs.halt_wait_ns += halt * dt_ns;
+        vs.runq_waits += wakes * dt;
+        vs.exits += wakes * dt;
+        metrics_.wait_vcpu_s += wait * dt;
+        if (spec.true_class == GuestClass::LatencySensitive && wakes > 0) ls_waits_us_.push_back(float(wait * 1e6 / wakes));
+        if (spec.true_class == GuestClass::Batch) {
+            batch_ran_ += run * dt;
+            batch_wanted_ += p.demand * dt;
+        }
+    }
+    for (unsigned c = 0; c < ncpu; ++c) cpu_busy_ns_[c] += std::min(1.0, ran[c] + bg_ran[c]) * dt_ns;
+    for (size_t i = 0; i < guests_.size(); ++i) {
+        std::vector<unsigned> busy_pins;
+        for (size_t v = 0; v < guests_[i].vcpus.size(); ++v)
+            if (mean_demand_[i][v] >= 0.2)
+                if (auto c = pinned_cpu(i, v)) busy_pins.push_back(*c);
+        std::sort(busy_pins.begin(), busy_pins.end());
+        if (std::adjacent_find(busy_pins.begin(), busy_pins.end()) != busy_pins.end()) ++metrics_.busy_siblings_pinned_together;
+    }
+
+    // Memory.
+    double resident = 0;
+    for (size_t i = 0; i < guests_.size(); ++i) {
+        const SimGuest& spec = scenario_.guests[i];
+        GuestState& st = guests_[i];
+        double ram = double(spec.ram_bytes), used = spec.memory_used[t] * ram;
+        if (spec.balloon) {
+            double target = double(st.target);
+            if (st.actual < target)  // the guest cannot give pages it uses
+                st.actual = std::min({target, st.actual + options_.inflate_bytes_per_s * dt, std::max(st.actual, ram - used)});
+            else if (st.actual > target)
+                st.actual = std::max(target, st.actual - options_.deflate_bytes_per_s * dt);
+        }
+        double limit = ram - st.actual, short_by = used - limit;
+        if (short_by > 0 && spec.deflate_on_oom) {
+            st.actual = std::max(0.0, st.actual - short_by);
+            ++st.oom_deflates;
+            ++metrics_.oom_deflates;
+            limit = ram - st.actual;
+            short_by = used - limit;
+        }
+        if (short_by > 0) {
+            ++metrics_.failed_allocations;
+            metrics_.swapped_gib_s += short_by / kGiB * dt;
+            if (short_by > st.swapped) st.swap_out += short_by - st.swapped;
+            st.swap_in += std::min(short_by, 0.05 * ram) * dt;
+            st.swapped = short_by;
+            st.major_faults += 5000 * dt;
+        } else {
+            if (st.swapped > 0) st.swap_in += st.swapped;  // brought back in when memory returned
+            st.swapped = 0;
+            if (limit - used < 0.02 * ram) st.major_faults += 100 * dt;  // page cache squeezed: refaults
+            metrics_.idle_gib_s += (limit - used) / kGiB * dt;
+        }
+        st.minor_faults += 1000 * dt;
+        resident += limit;
+    }
+    if (scenario_.host_ram_bytes)
+        host_available_fraction_ = std::max(0.0, 1.0 - resident / double(scenario_.host_ram_bytes));
+    ++tick_;
+}
+
+SimMetrics Simulator::metrics() const {
+    SimMetrics m = metrics_;
+    if (!ls_waits_us_.empty()) {
+        std::vector<float> w = ls_waits_us_;
+        size_t k = std::min(w.size() - 1, size_t(std::ceil(0.99 * double(w.size()))) - 1);
+        std::nth_element(w.begin(), w.begin() + long(k), w.end());
+        m.ls_p99_wait_us = w[k];
+        double sum = 0;
+        for (float x : ls_waits_us_) sum += x;
+        m.ls_mean_wait_us = sum / double(ls_waits_us_.size());
+    }
+    m.batch_throughput = batch_wanted_ > 0 ? batch_ran_ / batch_wanted_ : 1.0;
+    return m;
+}
+
+}  // namespace vireo::agent

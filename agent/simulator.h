@@ -1,0 +1,123 @@
+// A simulated host for evaluating policies: N CPUs shared by the guests'
+// vCPUs, guest memory behind balloons, and the counters a live vireo would
+// report, as Snapshots.
+//
+// CPU: each tick every vCPU lands on a CPU -- its pin, or for an unpinned
+// one the kernel's choice, modelled as the least loaded CPU with
+// probability kernel_smart_placement and any CPU otherwise (wake-up
+// balancing sees a stale picture). A CPU is shared max-min fairly (CFS
+// with equal weights; other processes' background load takes its share
+// too): a vCPU wanting d runs r = min(d, fair level) and waits
+//   (d - r) + 0.2 * r * q(o),  q(o) = o / (1 - min(o, 0.9))
+// of the tick, o being what the others ran: what it could not get, plus
+// queueing behind the others that grows more than linearly as they near a
+// whole CPU (an M/M/1-like knee, capped, scaled down for CFS's wake-up
+// preemption).
+//
+// Memory: a guest needs memory_used of its RAM; the balloon holds `actual`
+// (moving towards the target at inflate/deflate rates, and never taking
+// pages the guest uses). Whatever the guest needs beyond RAM - actual it
+// must swap (a failed allocation each tick it is short) -- or, with
+// deflate-on-OOM, it takes balloon pages back. Running within 2 % of its
+// limit it reclaims cache and refaults (major faults): the early warning a
+// real guest gives. Host free = host RAM - sum(RAM - actual), as if every
+// guest had touched all the memory it is allowed.
+//
+// Actions take effect action_delay_ticks later, and the simulator refuses
+// what apply() would refuse under the hard limits (counted in metrics).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include "agent/scenarios.h"
+#include "agent/snapshot.h"
+#include "vireo/actions.h"
+
+namespace vireo::agent {
+
+struct SimOptions {
+    uint64_t seed = 1;  // the kernel's placement noise
+    unsigned action_delay_ticks = 1;
+    double kernel_smart_placement = 0.7;
+    double inflate_bytes_per_s = 256.0 * (1 << 20);
+    double deflate_bytes_per_s = 1024.0 * (1 << 20);
+    ControllerMode mode = ControllerMode::Auto;
+    ControllerLimits limits;
+};
+
+struct SimMetrics {
+    double wait_vcpu_s = 0;           // run-queue wait, all vCPUs
+    double ls_p99_wait_us = 0;        // p99 over (tick, latency-sensitive vCPU) of wait per wake-up
+    double ls_mean_wait_us = 0;
+    double batch_throughput = 1;      // CPU the batch vCPUs got / wanted
+    double idle_gib_s = 0;            // memory guests had but did not use
+    uint64_t failed_allocations = 0;  // guest-ticks short of memory (swapping)
+    double swapped_gib_s = 0;
+    uint64_t oom_deflates = 0;
+    uint64_t pin_actions = 0;
+    uint64_t balloon_actions = 0;
+    uint64_t refused_actions = 0;     // crossed a hard limit: must stay 0 for any controller
+    uint64_t busy_siblings_pinned_together = 0;  // guest-ticks with two busy vCPUs (mean demand >= 0.2) pinned to one CPU
+};
+
+class Simulator {
+public:
+    Simulator(const Scenario& scenario, SimOptions options = {});
+
+    bool done() const { return tick_ >= scenario_.ticks; }
+    size_t tick() const { return tick_; }
+    // The counters as vireo would report them now.
+    Snapshot snapshot() const;
+    // Queued; applied action_delay_ticks later unless a hard limit forbids it.
+    void submit(const Action& action);
+    // Runs one tick.
+    void step();
+    SimMetrics metrics() const;
+    const Scenario& scenario() const { return scenario_; }
+
+    // State, for tests.
+    uint64_t balloon_target(size_t guest) const { return guests_[guest].target; }
+    uint64_t balloon_actual(size_t guest) const { return uint64_t(guests_[guest].actual); }
+    std::optional<unsigned> pinned_cpu(size_t guest, size_t vcpu) const;
+
+private:
+    struct VcpuState {
+        std::optional<std::vector<unsigned>> pin;
+        double last_pin_s = -1e18;
+        double in_kvm_run_ns = 0, runq_wait_ns = 0, halt_wait_ns = 0, runq_waits = 0, exits = 0;
+    };
+    struct GuestState {
+        uint64_t target = 0;
+        double actual = 0;
+        double last_balloon_change_s = -1e18;
+        bool balloon_changed = false;
+        double major_faults = 0, minor_faults = 0, swap_in = 0, swap_out = 0, swapped = 0;
+        uint64_t oom_deflates = 0;
+        std::vector<VcpuState> vcpus;
+    };
+    struct Pending {
+        size_t due_tick;
+        Action action;
+    };
+
+    void apply(const Action& action);
+    double now_s() const { return double(tick_) * scenario_.tick_s; }
+
+    Scenario scenario_;
+    SimOptions options_;
+    uint64_t rng_state_;
+    size_t tick_ = 0;
+    std::vector<GuestState> guests_;
+    std::vector<double> cpu_busy_ns_;
+    std::deque<Pending> pending_;
+    double host_available_fraction_ = 1;
+    SimMetrics metrics_;
+    std::vector<float> ls_waits_us_;
+    std::vector<std::vector<double>> mean_demand_;  // per guest, per vCPU: over the whole scenario
+    double batch_ran_ = 0, batch_wanted_ = 0;
+};
+
+}  // namespace vireo::agent
