@@ -373,6 +373,26 @@ void ProbeSet::remove_thread(pid_t tid) {
         if (inst) bpf_map__delete_elem(inst->skel->maps.vireo_threads, &key, sizeof key, 0);
 }
 
+namespace {
+// Zeroes every entry of an array map (per-CPU or not).
+void zero_array(bpf_map* map) {
+    if (!map) return;
+    size_t value = (bpf_map__value_size(map) + 7) / 8 * 8;
+    bool percpu = bpf_map__type(map) == BPF_MAP_TYPE_PERCPU_ARRAY;
+    std::vector<uint8_t> zeros(value * (percpu ? size_t(possible_cpus()) : 1), 0);
+    for (uint32_t key = 0; key < bpf_map__max_entries(map); ++key)
+        bpf_map__update_elem(map, &key, sizeof key, zeros.data(), zeros.size(), BPF_ANY);
+}
+}  // namespace
+
+void ProbeSet::reset_counters() {
+    for (auto& inst : instances_) {
+        if (!inst) continue;
+        auto& maps = inst->skel->maps;
+        for (bpf_map* m : {maps.vcpu_time, maps.kexit_totals, maps.kexit_reasons, maps.runq, maps.blk_stats}) zero_array(m);
+    }
+}
+
 std::expected<void, std::string> ProbeSet::add_blk_device(unsigned device, uint64_t notify_gpa,
                                                           std::optional<uint32_t> gsi) {
     if (device >= options_.blk_devices)

@@ -75,6 +75,10 @@ public:
     // vCPU thread before its first KVM_RUN, or its first exits are missed.
     std::expected<void, std::string> add_vcpu(pid_t tid, unsigned slot);
     void remove_thread(pid_t tid);
+    // Zeroes every counter and histogram: a guest restarted with the same
+    // probe set (loading them again costs ~100 ms of its restart) starts
+    // counting from 0, as the rest of its telemetry does.
+    void reset_counters();
     // A virtio-blk device: its QueueNotify guest-physical address and its
     // GSI (nullopt: no interrupt stage). Its I/O is recognised by the
     // user_data tag (bpf/probe_abi.h) from any thread of this process -- the

@@ -15,7 +15,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <thread>
 #include <map>
 #include <optional>
 #include <string>
@@ -24,8 +26,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/trace.h"
 #include "vireo/telemetry.h"
 #include "vireo/version.h"
+#include "vmm/controller/snapshot_builder.h"
+#include "vmm/cpu_list.h"
 #include "vmm/control/client.h"
 #include "vmm/control/socket_path.h"
 #include "vmm/metrics/log2_hist.h"
@@ -413,6 +418,132 @@ int run_top(const Ctl& ctl, double interval_s, int iterations) {
     return status;
 }
 
+// ------------------------------------------------------------ record
+//
+// An agent trace (agent/trace.h) sampled from the control socket, for
+// tools/replay: each sample is one `controller` request (mode, limits,
+// overrides) and one `metrics` request (guests, vCPU threads, balloons),
+// completed on this side as the live controller completes its snapshot
+// (vmm/controller/snapshot_builder.h): /proc/stat, /proc/meminfo, PSI, and
+// each vCPU thread's /proc schedstat -- so vireoctl must run on vireo's
+// host, as the user vireo runs as (or root). A thread it cannot read keeps
+// the telemetry's own figures.
+
+volatile sig_atomic_t g_record_stop = 0;
+void on_record_stop(int) { g_record_stop = 1; }
+
+std::optional<uint64_t> opt_u64(const json& j, const char* key) {
+    if (!j.is_object() || !j.contains(key) || !j[key].is_number_unsigned()) return std::nullopt;
+    return j[key].get<uint64_t>();
+}
+
+vireo::controller::HostPart host_part_of(const json& ctl, const json& metrics, const std::vector<unsigned>& allowed) {
+    using namespace vireo;
+    controller::HostPart part;
+    agent::Snapshot& s = part.snapshot;
+    s.timestamp_ns = metrics.value("monotonic_ns", uint64_t(0));
+    s.mode = parse_controller_mode(ctl.value("mode", std::string("off"))).value_or(ControllerMode::Off);
+    const json& l = ctl["limits"];
+    s.limits.balloon_step_percent = l.value("balloon_step_percent", s.limits.balloon_step_percent);
+    s.limits.balloon_interval_s = l.value("balloon_interval_s", s.limits.balloon_interval_s);
+    s.limits.balloon_floor_mib = l.value("balloon_floor_mib", s.limits.balloon_floor_mib);
+    s.limits.pin_interval_s = l.value("pin_interval_s", s.limits.pin_interval_s);
+    part.allowed_cpus = allowed;
+    part.any_on = true;
+    for (const json& g : metrics["guests"]) {
+        if (g.value("state", std::string()) != "running") continue;
+        agent::GuestSample gs;
+        gs.name = g.value("name", std::string());
+        gs.ram_bytes = g.value("mem_bytes", uint64_t(0));
+        if (ctl.contains("guests") && ctl["guests"].contains(gs.name)) {
+            const json& c = ctl["guests"][gs.name];
+            gs.control.mode = parse_controller_mode(c.value("mode", std::string("inherit")));
+            gs.control.pin_held = c["held"].value("pin", false);
+            gs.control.balloon_held = c["held"].value("balloon", false);
+        }
+        if (const json& b = g["balloon"]; b.is_object() && b["actual_bytes"].is_number()) {
+            agent::BalloonSample bs;
+            bs.target_bytes = b.value("target_bytes", uint64_t(0));
+            bs.actual_bytes = b.value("actual_bytes", uint64_t(0));
+            if (b["counters"].is_object()) bs.deflate_on_oom_events = b["counters"].value("deflate_on_oom_events", uint64_t(0));
+            const json& st = b["stats"];
+            bs.stats.swap_in = opt_u64(st, "swap_in");
+            bs.stats.swap_out = opt_u64(st, "swap_out");
+            bs.stats.major_faults = opt_u64(st, "major_faults");
+            bs.stats.minor_faults = opt_u64(st, "minor_faults");
+            bs.stats.free_memory = opt_u64(st, "free");
+            bs.stats.total_memory = opt_u64(st, "total");
+            bs.stats.available_memory = opt_u64(st, "available");
+            bs.stats.disk_caches = opt_u64(st, "disk_caches");
+            bs.stats.hugetlb_allocations = opt_u64(st, "hugetlb_alloc");
+            bs.stats.hugetlb_failures = opt_u64(st, "hugetlb_fail");
+            gs.balloon = bs;
+        }
+        std::vector<bool> bpf;
+        for (const json& v : g["vcpus"]) {
+            agent::VcpuSample vs;
+            vs.index = v.value("vcpu", 0u);
+            vs.tid = v["tid"].is_number() ? v["tid"].get<int32_t>() : 0;
+            if (v["pinned"].is_string())
+                if (auto cpus = parse_cpu_list(v["pinned"].get<std::string>())) vs.pinned_cpus = *cpus;
+            vs.exits = v.value("exits_total", uint64_t(0));
+            vs.in_kvm_run_ns = opt_u64(v, "in_kvm_run_ns").value_or(0);
+            bool runq = v["runq_wait"].is_object();
+            if (runq) {
+                vs.runq_waits = v["runq_wait"].value("count", uint64_t(0));
+                vs.runq_wait_ns = v["runq_wait"].value("sum_ns", uint64_t(0));
+            }
+            if (v["halt_wait"].is_object()) vs.halt_wait_ns = v["halt_wait"].value("sum_ns", uint64_t(0));
+            bpf.push_back(runq);
+            gs.vcpus.push_back(std::move(vs));
+        }
+        part.bpf_runq.push_back(std::move(bpf));
+        s.guests.push_back(std::move(gs));
+    }
+    return part;
+}
+
+int run_record(const Ctl& ctl, double seconds, double interval_s, const std::string& path) {
+    int status = 0;
+    auto info = ctl.call({{"request", "info"}}, status);
+    if (!info) return status;
+    auto allowed = vireo::parse_cpu_list((*info)["host_cpus"].value("allowed", std::string()));
+    pid_t pid = (*info).value("pid", 0);
+    std::ofstream out(path, std::ios::trunc);
+    if (!out) {
+        std::fprintf(stderr, "vireoctl: record: cannot write %s\n", path.c_str());
+        return kExitError;
+    }
+    out << vireo::agent::trace_header() << "\n" << std::flush;
+    struct sigaction sa {};
+    sa.sa_handler = on_record_stop;
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    vireo::controller::SnapshotBuilder builder(pid);
+    auto start = std::chrono::steady_clock::now(), next = start;
+    uint64_t samples = 0, last_ns = 0;
+    while (!g_record_stop) {
+        auto c = ctl.call({{"request", "controller"}}, status);
+        if (!c) break;
+        auto m = ctl.call({{"request", "metrics"}}, status);
+        if (!m) break;
+        vireo::agent::Snapshot snap = builder.complete(host_part_of(*c, *m, allowed ? *allowed : std::vector<unsigned>{}));
+        if (snap.timestamp_ns > last_ns) {  // the trace wants growing timestamps
+            out << vireo::agent::to_trace_line(snap) << "\n" << std::flush;
+            last_ns = snap.timestamp_ns;
+            ++samples;
+        }
+        next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(interval_s));
+        if (seconds > 0 && next - start > std::chrono::duration<double>(seconds)) break;
+        while (!g_record_stop && std::chrono::steady_clock::now() < next)
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(next - std::chrono::steady_clock::now(),
+                                                                                       std::chrono::milliseconds(100)));
+    }
+    std::fprintf(stderr, "vireoctl: record: %llu snapshots in %s (replay: replay --trace %s)\n", (unsigned long long)samples,
+                 path.c_str(), path.c_str());
+    return samples ? status : (status ? status : kExitError);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -475,6 +606,12 @@ int main(int argc, char** argv) {
     events->add_option("--guest", guest, "only this guest's events");
     events->add_option("--type", types, "only these types: state, stop, fault, action, restart, ... (repeatable)");
     auto* since_opt = events->add_option("--since", since, "replay kept events from this sequence number first");
+    double record_s = 60;
+    std::string record_file;
+    auto* record = app.add_subcommand("record", "write a telemetry trace for tools/replay (agent trace format)");
+    record->add_option("--seconds", record_s, "how long (default 60; 0: until Ctrl-C)");
+    record->add_option("--interval", interval_s, "seconds between snapshots (default 1)");
+    record->add_option("file", record_file, "the trace file to write")->required();
     auto* top = app.add_subcommand("top", "live per-guest, per-vCPU view (q or Ctrl-C quits)");
     top->add_option("--interval", interval_s, "seconds between frames (default 1)");
     top->add_option("--iterations", iterations, "stop after N frames (default: until q)");
@@ -544,6 +681,12 @@ int main(int argc, char** argv) {
         if (!types.empty()) request["types"] = types;
         if (since_opt->count()) request["since"] = since;
         print = Print::Events;
+    } else if (record->parsed()) {
+        if (interval_s < 0.1 || record_s < 0) {
+            std::fprintf(stderr, "vireoctl: record: --interval must be at least 0.1 s and --seconds not negative\n");
+            return kExitUsage;
+        }
+        return run_record(ctl, record_s, interval_s, record_file);
     } else if (top->parsed()) {
         if (interval_s < 0.1) {
             std::fprintf(stderr, "vireoctl: top: --interval must be at least 0.1 s\n");

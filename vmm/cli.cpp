@@ -66,6 +66,15 @@ std::expected<CliResult, std::string> parse_command_line(int argc, const char* c
                             ->expected(0, 1);
     run->add_flag("--virtio-cmdline", c.virtio_cmdline,
                   "also list virtio devices as virtio_mmio.device= on the kernel command line (ACPI always lists them)");
+    std::string restart_spec = "never", hang_spec = "on", watchdog_spec;
+    run->add_option("--restart", restart_spec,
+                    "restart policy: never|on-failure|always[,backoff_initial_s=S][,backoff_max_s=S][,reset_after_s=S]"
+                    "[,max_failures=N][,window_s=S]")
+        ->default_val("never");
+    run->add_option("--hang", hang_spec, "hang detection: on|off|min_s=S[,factor=F][,max_s=S]")->default_val("on");
+    auto* watchdog_opt = run->add_option("--watchdog", watchdog_spec,
+                                         "IB700 watchdog at ports 0x441/0x443: [timeout_s=S] (default: the guest's timeout)")
+                             ->expected(0, 1);
     std::string probes_text = "auto";
     run->add_option("--probes", probes_text,
                     "eBPF probes: auto (what this host allows; says once what is off), on (all or fail), off")
@@ -76,10 +85,16 @@ std::expected<CliResult, std::string> parse_command_line(int argc, const char* c
     const char* metrics_help = "serve Prometheus metrics over HTTP on ADDRESS:PORT, e.g. 127.0.0.1:9100 (port 0: any free port)";
     run->add_option("--control", result.control, control_help);
     run->add_option("--metrics-listen", result.metrics_listen, metrics_help);
+    const char* seccomp_help = "per-thread seccomp filters: on (a forbidden syscall ends vireo), log (logged, carried out), off";
+    const char* user_help = "started as root: open what is needed, then become user NAME with no capabilities";
+    run->add_option("--seccomp", result.seccomp, seccomp_help)->default_val("on");
+    run->add_option("--user", result.user, user_help);
     auto* host = app.add_subcommand("host", "run several guests from a JSON config file (see README, \"Host config file\")");
     host->add_option("--config", result.host_config, "the host config file (JSON)")->required();
     host->add_option("--control", result.control, control_help);
     host->add_option("--metrics-listen", result.metrics_listen, metrics_help);
+    host->add_option("--seccomp", result.seccomp, seccomp_help)->default_val("on");
+    host->add_option("--user", result.user, user_help);
 
     try {
         app.parse(argc, argv);
@@ -100,6 +115,8 @@ std::expected<CliResult, std::string> parse_command_line(int argc, const char* c
         if (what.empty()) what = e.get_name();
         return std::unexpected(fmt::format("{} (see 'vireo {} --help')", what, host->parsed() ? "host" : "run"));
     }
+    if (result.seccomp != "on" && result.seccomp != "off" && result.seccomp != "log")
+        return std::unexpected(fmt::format("--seccomp: '{}' is not on, off or log", result.seccomp));
     if (host->parsed()) {
         result.action = CliResult::Action::Host;
         return result;
@@ -115,6 +132,17 @@ std::expected<CliResult, std::string> parse_command_line(int argc, const char* c
         auto b = parse_balloon_spec(balloon_spec);
         if (!b) return std::unexpected(b.error());
         c.balloon = std::move(*b);
+    }
+    auto restart = parse_restart_spec(restart_spec);
+    if (!restart) return std::unexpected(restart.error());
+    result.restart = *restart;
+    auto hang = parse_hang_spec(hang_spec);
+    if (!hang) return std::unexpected(hang.error());
+    result.hang = *hang;
+    if (watchdog_opt->count()) {
+        auto w = parse_watchdog_spec(watchdog_spec);
+        if (!w) return std::unexpected(w.error());
+        c.watchdog = *w;
     }
     auto probes = parse_probe_mode(probes_text);
     if (!probes) return std::unexpected(fmt::format("--probes: '{}' is not on, off or auto", probes_text));

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "vmm/guest_config.h"
 #include "vmm/machine_config.h"
 
 namespace vireo {
@@ -20,9 +21,13 @@ struct CliResult {
     enum class Action { Run, Host, Exit } action = Action::Run;
     int exit_status = 0;  // for Exit (help/version: 0)
     MachineConfig config;
+    RestartPolicy restart;  // --restart (run)
+    HangSettings hang;      // --hang (run)
     std::string host_config;     // vireo host --config FILE
     std::string control;         // --control PATH|none (empty: the default path)
     std::string metrics_listen;  // --metrics-listen ADDR:PORT (empty: off)
+    std::string seccomp = "on";  // --seccomp off|log|on (issue 9; checked here)
+    std::string user;            // --user NAME (empty: stay who we are)
 };
 
 // Parses argv; bad input is std::unexpected("one line"), exit status 2.

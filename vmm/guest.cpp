@@ -28,7 +28,11 @@ Error err(ErrorCode code, std::string message) { return {code, std::move(message
 }  // namespace
 
 Guest::Guest(GuestConfig config, CpuList allowed, StateListener listener)
-    : config_(std::move(config)), allowed_(std::move(allowed)), listener_(std::move(listener)) {
+    : backoff(config.restart),
+      hang(config.hang),
+      config_(std::move(config)),
+      allowed_(std::move(allowed)),
+      listener_(std::move(listener)) {
     pins_.resize(config_.machine.cpus);
     last_pin_change.resize(config_.machine.cpus);
     for (const auto& [vcpu, cpus] : config_.pinning)
@@ -51,7 +55,7 @@ void Guest::set_state(GuestState to, const std::string& why) {
 }
 
 std::expected<void, BuildError> Guest::build() {
-    auto m = Machine::build(config_.machine, std::chrono::steady_clock::now());
+    auto m = Machine::build(config_.machine, std::chrono::steady_clock::now(), std::move(probes_));
     if (!m) return std::unexpected(m.error());
     machine_ = std::move(*m);
     set_state(GuestState::Starting, "built");
@@ -60,9 +64,13 @@ std::expected<void, BuildError> Guest::build() {
 
 void Guest::start() {
     if (!machine_) return;
+    if (restart_detected_at_) restart_latency_.reset();
     machine_->start();
     ++starts_;
     started_at_ = std::chrono::steady_clock::now();
+    backoff.on_start(started_at_);
+    hang.reset(started_at_);
+    restart_due.reset();
     final_telemetry_.reset();
     apply_pins();
     if (balloon_target_ && machine_->balloon())
@@ -95,9 +103,11 @@ int Guest::stop_fd() const { return machine_ ? machine_->stop().eventfd() : -1; 
 
 StopRequest Guest::collect_stop() {
     if (!machine_) return last_stop_.value_or(StopRequest{StopReason::Operator, 0, "not running"});
+    (void)restart_latency();  // keep the last value once the machine is gone
     StopRequest req = machine_->halt();
     machine_->report_stop(req);
     final_telemetry_ = machine_->telemetry();
+    probes_ = machine_->take_probes();  // the next run reuses them: a faster restart
     machine_.reset();  // frees guest RAM, closes the VM, releases disk locks
     last_stop_ = req;
     std::string why = std::string(to_string(req.reason));
@@ -213,4 +223,19 @@ std::expected<void, Error> Guest::set_balloon_target(uint64_t bytes) {
     return {};
 }
 
+void Guest::record_restart(RestartRecord r) {
+    restart_history.push_back(std::move(r));
+    while (restart_history.size() > kRestartHistory) restart_history.pop_front();
+}
+
+std::optional<std::chrono::nanoseconds> Guest::restart_latency() const {
+    if (!restart_latency_ && restart_detected_at_ && machine_ && !machine_->vcpus().empty()) {
+        auto first = machine_->vcpus()[0]->first_entry();
+        if (first != std::chrono::steady_clock::time_point{})
+            restart_latency_ = std::chrono::duration_cast<std::chrono::nanoseconds>(first - *restart_detected_at_);
+    }
+    return restart_latency_;
+}
+
 }  // namespace vireo
+

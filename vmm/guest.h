@@ -11,16 +11,19 @@
 //   running/paused -> stopping (power button pressed) -> stopped
 //   any live state -> stopped (guest powered off, faulted, or poweroff)
 //   stopped -> starting (restart)
-// `backoff` and `failed` are the restart supervisor's (issue 7): a guest
-// waiting for its next restart, and one that failed too often.
+//   stopped -> backoff (the restart policy waits) -> starting
+//   stopped -> failed (too many failures; only an administrator's restart
+//   leaves it)
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <expected>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,11 +34,21 @@
 #include "vmm/cpu_list.h"
 #include "vmm/guest_config.h"
 #include "vmm/machine.h"
+#include "vmm/supervisor/hang_detector.h"
+#include "vmm/supervisor/restart_backoff.h"
 
 namespace vireo {
 
 enum class GuestState { Starting, Running, Paused, Stopping, Stopped, Backoff, Failed };
 std::string_view to_string(GuestState state);
+
+// One restart, for `status` and the metrics.
+struct RestartRecord {
+    int64_t time_ns = 0;  // CLOCK_REALTIME of the restart (or of the decision, for a failed one)
+    std::string reason;   // the stop that caused it: "panic: pvpanic: guest panicked"
+    int64_t delay_ms = 0;  // the back-off it waited
+    std::string source;   // supervisor | admin | controller
+};
 
 class Guest {
 public:
@@ -94,6 +107,23 @@ public:
     std::chrono::steady_clock::time_point last_balloon_change{};
     std::vector<std::chrono::steady_clock::time_point> last_pin_change;
 
+    // The restart supervisor's state (vmm/supervisor/): the policy with its
+    // back-off, the hang detector, when the pending restart fires.
+    RestartBackoff backoff;
+    HangDetector hang;
+    std::optional<std::chrono::steady_clock::time_point> restart_due;
+    std::chrono::milliseconds scheduled_delay{0};  // the back-off the pending restart waited
+    std::deque<RestartRecord> restart_history;  // the last kRestartHistory
+    static constexpr size_t kRestartHistory = 32;
+    std::map<std::string, uint64_t> restarts_by_reason;  // StopReason name -> count
+    void record_restart(RestartRecord r);
+    // A restart is starting because of a stop requested at `detected_at`:
+    // restart_latency() then measures to the new machine's first instruction.
+    void set_restart_detected_at(std::chrono::steady_clock::time_point detected_at) { restart_detected_at_ = detected_at; }
+    // From the fault's detection to the first KVM_RUN of the restarted
+    // guest; nullopt before the first restart (or while it is starting).
+    std::optional<std::chrono::nanoseconds> restart_latency() const;
+
     // Lifetime figures.
     uint64_t starts() const { return starts_; }
     uint64_t restarts() const { return starts_ ? starts_ - 1 : 0; }
@@ -120,6 +150,9 @@ private:
     std::chrono::steady_clock::time_point started_at_{};
     std::optional<StopRequest> last_stop_;
     std::optional<Telemetry> final_telemetry_;
+    std::unique_ptr<ProbeSet> probes_;  // between two runs: kept for the next build
+    std::optional<std::chrono::steady_clock::time_point> restart_detected_at_;
+    mutable std::optional<std::chrono::nanoseconds> restart_latency_;
 };
 
 }  // namespace vireo

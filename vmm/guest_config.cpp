@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -131,13 +132,95 @@ std::expected<RestartPolicy, Err> parse_restart(const json& v) {
     return p;
 }
 
+std::expected<HangSettings, Err> parse_hang(const json& v) {
+    HangSettings h;
+    if (v.is_boolean()) {
+        h.enabled = v.get<bool>();
+        return h;
+    }
+    if (!v.is_object()) return std::unexpected(std::string("'hang' must be true, false or an object"));
+    if (auto r = only_keys(v, {"enabled", "min_s", "max_s", "factor", "half_life_s"}); !r) return std::unexpected("'hang': " + r.error());
+    if (auto it = v.find("enabled"); it != v.end()) {
+        auto b = get_bool(*it, "hang.enabled");
+        if (!b) return std::unexpected(b.error());
+        h.enabled = *b;
+    }
+    struct {
+        const char* key;
+        std::chrono::milliseconds* out;
+    } durations[] = {{"min_s", &h.min}, {"max_s", &h.max}, {"half_life_s", &h.half_life}};
+    for (auto& d : durations)
+        if (auto it = v.find(d.key); it != v.end()) {
+            auto ms = get_seconds(*it, std::string("hang.") + d.key, 86400);
+            if (!ms) return std::unexpected(ms.error());
+            *d.out = *ms;
+        }
+    if (auto it = v.find("factor"); it != v.end()) {
+        if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < 1 || it->get<double>() > 1000)
+            return std::unexpected(std::string("'hang.factor' must be a number between 1 and 1000"));
+        h.factor = it->get<double>();
+    }
+    if (h.min.count() < 100) return std::unexpected(std::string("'hang.min_s' must be at least 0.1"));
+    if (h.max < h.min) return std::unexpected(std::string("'hang.max_s' is less than 'hang.min_s'"));
+    return h;
+}
+
+std::expected<std::optional<WatchdogConfig>, Err> parse_watchdog(const json& v) {
+    if (v.is_boolean()) return v.get<bool>() ? std::optional<WatchdogConfig>(WatchdogConfig{}) : std::nullopt;
+    if (!v.is_object()) return std::unexpected(std::string("'watchdog' must be true, false or {\"timeout_s\": SECONDS}"));
+    if (auto r = only_keys(v, {"timeout_s"}); !r) return std::unexpected("'watchdog': " + r.error());
+    WatchdogConfig w;
+    if (auto it = v.find("timeout_s"); it != v.end()) {
+        auto ms = get_seconds(*it, "watchdog.timeout_s", 3600);
+        if (!ms) return std::unexpected(ms.error());
+        if (ms->count() < 100) return std::unexpected(std::string("'watchdog.timeout_s' must be at least 0.1"));
+        w.timeout = *ms;
+    }
+    return w;
+}
+
+// "NAME,key=value,..." (command-line form) -> {"<first_key>": NAME, "key": value}:
+// numbers stay numbers, true/false booleans, the rest strings.
+std::expected<json, Err> spec_to_json(std::string_view spec, std::string_view flag, const char* first_key) {
+    json o = json::object();
+    size_t pos = 0;
+    bool first = true;
+    if (spec.empty()) return o;
+    while (pos <= spec.size()) {
+        size_t comma = spec.find(',', pos);
+        std::string_view item = spec.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+        pos = comma == std::string_view::npos ? spec.size() + 1 : comma + 1;
+        size_t eq = item.find('=');
+        if (eq == std::string_view::npos) {
+            if (!first || !first_key || item.empty())
+                return std::unexpected(fmt::format("{}: '{}' is not KEY=VALUE", flag, item));
+            o[first_key] = std::string(item);
+        } else {
+            std::string key(item.substr(0, eq)), val(item.substr(eq + 1));
+            if (key.empty() || o.contains(key)) return std::unexpected(fmt::format("{}: '{}' is empty or given twice", flag, key));
+            char* end = nullptr;
+            double d = std::strtod(val.c_str(), &end);
+            if (val == "true" || val == "false") o[key] = val == "true";
+            else if (!val.empty() && end && *end == 0) o[key] = d;
+            else o[key] = val;
+            if (o[key].is_number() && key == "max_failures") {
+                if (d < 0 || d != std::floor(d)) return std::unexpected(fmt::format("{}: max_failures must be a whole number", flag));
+                o[key] = uint64_t(d);
+            }
+        }
+        first = false;
+    }
+    return o;
+}
+
 std::expected<GuestConfig, Err> parse_guest(const json& g) {
     if (!g.is_object()) return std::unexpected(std::string("must be an object"));
     GuestConfig gc;
     MachineConfig& m = gc.machine;
     m.console = "none";  // several guests cannot share one terminal; say "stdio" for one of them
     if (auto r = only_keys(g, {"name", "kernel", "initrd", "cmdline", "cpus", "mem", "console", "hugepages", "stats", "probes",
-                               "unpack_kernel", "disks", "balloon", "restart", "pin", "shutdown_timeout_s", "controller"});
+                               "unpack_kernel", "disks", "balloon", "restart", "pin", "shutdown_timeout_s", "controller",
+                               "hang", "watchdog"});
         !r)
         return std::unexpected(r.error());
 
@@ -213,6 +296,16 @@ std::expected<GuestConfig, Err> parse_guest(const json& g) {
         if (!p) return std::unexpected(p.error());
         gc.restart = *p;
     }
+    if (auto it = g.find("hang"); it != g.end()) {
+        auto h = parse_hang(*it);
+        if (!h) return std::unexpected(h.error());
+        gc.hang = *h;
+    }
+    if (auto it = g.find("watchdog"); it != g.end()) {
+        auto w = parse_watchdog(*it);
+        if (!w) return std::unexpected(w.error());
+        m.watchdog = *w;
+    }
     if (auto it = g.find("pin"); it != g.end()) {
         if (!it->is_object()) return std::unexpected(std::string("'pin' must map vCPU numbers to CPU lists: {\"0\": \"1\"}"));
         for (auto p = it->begin(); p != it->end(); ++p) {
@@ -249,7 +342,22 @@ std::expected<GuestConfig, Err> parse_guest(const json& g) {
 
 std::expected<void, Err> parse_controller(const json& v, HostConfig& hc) {
     if (!v.is_object()) return std::unexpected(std::string("'controller' must be an object"));
-    if (auto r = only_keys(v, {"mode", "limits"}); !r) return std::unexpected("'controller': " + r.error());
+    if (auto r = only_keys(v, {"mode", "limits", "tick_s", "balloon_warmup_s"}); !r)
+        return std::unexpected("'controller': " + r.error());
+    // Seconds, fractions allowed: the tick (0.1 to 60) and the balloon policy's warm-up.
+    auto seconds = [&](const char* key, double lo, double hi) -> std::expected<std::optional<double>, Err> {
+        auto it = v.find(key);
+        if (it == v.end()) return std::nullopt;
+        if (!it->is_number() || it->get<double>() < lo || it->get<double>() > hi)
+            return std::unexpected(fmt::format("'controller.{}': want seconds from {} to {}, got {}", key, lo, hi, it->dump()));
+        return it->get<double>();
+    };
+    auto tick = seconds("tick_s", 0.1, 60);
+    if (!tick) return std::unexpected(tick.error());
+    if (*tick) hc.controller_tick = std::chrono::milliseconds(int64_t(**tick * 1000 + 0.5));
+    auto warmup = seconds("balloon_warmup_s", 0, 86400);
+    if (!warmup) return std::unexpected(warmup.error());
+    hc.controller_balloon_warmup_s = *warmup;
     if (auto it = v.find("mode"); it != v.end()) {
         auto s = get_string(*it, "controller.mode");
         if (!s) return std::unexpected(s.error());
@@ -283,6 +391,33 @@ std::expected<void, Err> parse_controller(const json& v, HostConfig& hc) {
 }
 
 }  // namespace
+
+std::expected<RestartPolicy, std::string> parse_restart_spec(std::string_view spec) {
+    auto j = spec_to_json(spec, "--restart", "policy");
+    if (!j) return std::unexpected(j.error());
+    auto p = parse_restart(*j);
+    if (!p) return std::unexpected("--restart: " + p.error());
+    return p;
+}
+
+std::expected<HangSettings, std::string> parse_hang_spec(std::string_view spec) {
+    if (spec == "off") return HangSettings{.enabled = false};
+    if (spec == "on") return HangSettings{};
+    auto j = spec_to_json(spec, "--hang", nullptr);
+    if (!j) return std::unexpected(j.error());
+    auto h = parse_hang(*j);
+    if (!h) return std::unexpected("--hang: " + h.error());
+    return h;
+}
+
+std::expected<WatchdogConfig, std::string> parse_watchdog_spec(std::string_view spec) {
+    if (spec == "on") spec = "";
+    auto j = spec_to_json(spec, "--watchdog", nullptr);
+    if (!j) return std::unexpected(j.error());
+    auto w = parse_watchdog(*j);
+    if (!w) return std::unexpected("--watchdog: " + w.error());
+    return **w;
+}
 
 std::string_view to_string(RestartMode mode) {
     return mode == RestartMode::Never ? "never" : mode == RestartMode::OnFailure ? "on-failure" : "always";

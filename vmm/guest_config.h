@@ -25,6 +25,7 @@
 #include "vireo/actions.h"
 #include "vmm/cpu_list.h"
 #include "vmm/machine_config.h"
+#include "vmm/supervisor/hang_detector.h"
 
 namespace vireo {
 
@@ -33,9 +34,9 @@ std::string_view to_string(RestartMode mode);
 
 // Kubernetes CrashLoopBackOff-like: first restart immediately, then
 // `backoff_initial` doubling up to `backoff_max`, the delay reset after
-// `reset_after` of healthy running; more than `max_failures` failures within
+// `reset_after` of healthy running; `max_failures` failures within
 // `failure_window` and the guest is `failed` until an administrator
-// restarts it. Parsed and stored here; applied by the supervisor (issue 7).
+// restarts it. Applied by vmm/supervisor/restart_backoff.h.
 struct RestartPolicy {
     RestartMode mode = RestartMode::Never;
     std::chrono::milliseconds backoff_initial{10000};
@@ -48,6 +49,7 @@ struct RestartPolicy {
 struct GuestConfig {
     MachineConfig machine;
     RestartPolicy restart;
+    HangSettings hang;  // hang detection (vmm/supervisor/hang_detector.h)
     std::map<unsigned, CpuList> pinning;  // vCPU -> host CPUs, applied whenever the guest starts
     std::chrono::milliseconds shutdown_timeout{30000};  // `shutdown` falls back to poweroff after it
     std::optional<ControllerMode> controller_mode;      // nullopt: the process-wide mode
@@ -60,6 +62,10 @@ struct HostConfig {
     std::string metrics_listen;  // "ADDR:PORT"; empty: no metrics listener
     ControllerMode controller_mode = ControllerMode::Off;
     ControllerLimits controller_limits;
+    std::chrono::milliseconds controller_tick{1000};  // controller.tick_s: how often the controller looks (issue 8)
+    // controller.balloon_warmup_s: history the balloon policy wants before
+    // its first reclaim; nullopt: the policy's default (agent/balloon_policy.h).
+    std::optional<double> controller_balloon_warmup_s;
     // `vireo run`: the process ends with its guest. `vireo host` keeps
     // serving (restart, inspect) until a signal, unless the file says so.
     bool exit_when_all_stopped = false;
@@ -74,5 +80,11 @@ std::expected<void, std::string> check_guest_name(std::string_view name);
 // "FILE: guest 'web': 'cpus': must be between 1 and 255, not 0".
 std::expected<HostConfig, std::string> parse_host_config(std::string_view text, std::string_view origin);
 std::expected<HostConfig, std::string> load_host_config(const std::string& path);
+
+// The command-line forms: "on-failure[,backoff_initial_s=0.1,max_failures=3,...]"
+// (the config file's keys), "off|on|min_s=S[,factor=F,...]", "[timeout_s=S]".
+std::expected<RestartPolicy, std::string> parse_restart_spec(std::string_view spec);
+std::expected<HangSettings, std::string> parse_hang_spec(std::string_view spec);
+std::expected<WatchdogConfig, std::string> parse_watchdog_spec(std::string_view spec);
 
 }  // namespace vireo

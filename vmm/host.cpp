@@ -13,9 +13,12 @@
 #include "vmm/control/action_json.h"
 #include "vmm/control/request_handler.h"
 #include "vmm/control/socket_path.h"
+#include "vmm/controller/controller_thread.h"
+#include "vmm/devices/ib700_watchdog.h"
 #include "vmm/log.h"
 #include "vmm/metrics/host_metrics.h"
 #include "vmm/metrics/metrics_listener.h"
+#include "vmm/security/privileges.h"
 #include "vmm/wall_time.h"
 
 namespace vireo {
@@ -31,8 +34,33 @@ overloaded(F...) -> overloaded<F...>;
 
 Error err(ErrorCode code, std::string message) { return {code, std::move(message)}; }
 
+// How a stop counts for the restart policy.
+StopKind stop_kind(const StopRequest& r) {
+    switch (r.reason) {
+        case StopReason::Operator: return StopKind::Operator;
+        case StopReason::PowerOff: return StopKind::Clean;
+        case StopReason::Reset: return StopKind::Reboot;
+        case StopReason::TestExit: return r.code == 0 ? StopKind::Clean : StopKind::Failure;
+        case StopReason::Panic:
+        case StopReason::TripleFault:
+        case StopReason::KvmError:
+        case StopReason::Hang:
+        case StopReason::Watchdog:
+        case StopReason::HostError: return StopKind::Failure;
+    }
+    return StopKind::Failure;
+}
+
 bool is_fault(StopReason r) {
-    return r == StopReason::Panic || r == StopReason::TripleFault || r == StopReason::KvmError || r == StopReason::HostError;
+    return r == StopReason::Panic || r == StopReason::TripleFault || r == StopReason::KvmError || r == StopReason::HostError ||
+           r == StopReason::Hang || r == StopReason::Watchdog;
+}
+
+std::string describe(const StopRequest& r) {
+    std::string s(to_string(r.reason));
+    if (r.reason == StopReason::TestExit) s += fmt::format(" {}", r.code);
+    if (!r.detail.empty()) s += ": " + r.detail;
+    return s;
 }
 
 // Process-wide actions carry no guest; every other one needs one.
@@ -49,6 +77,7 @@ Host::Host(HostConfig config)
       started_(std::chrono::steady_clock::now()) {}
 
 Host::~Host() {
+    controller_.reset();  // first: it reads guests through the loop and submits actions
     // Guests first (their threads), then the endpoints and the loop. A
     // guest built but never started (create() failed) has nothing to stop.
     for (auto& g : guests_)
@@ -124,7 +153,16 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
             return std::unexpected(e);
         }
     held.commit();
+    // Issue 9: with --user, drop to that user; then the control thread's
+    // seccomp filter, which every guest thread started below inherits.
+    if (auto r = security::lock_down(); !r) return host_err(r.error());
     for (auto& g : h->guests_) h->start_guest(*g);
+    h->loop_->after(kHealthInterval, [self] { self->health_tick(); });
+    // Always there (the mode can change over the socket); idle while every guest is off.
+    controller::ControllerOptions copts;
+    copts.tick = h->config_.controller_tick;
+    if (h->config_.controller_balloon_warmup_s) copts.balloon.warmup_s = *h->config_.controller_balloon_warmup_s;
+    h->controller_ = std::make_unique<controller::ControllerThread>(*h, std::move(copts));
     // Initial pinning is an action like any other: logged, undoable.
     for (auto& g : h->guests_)
         for (const auto& [vcpu, cpus] : g->config().pinning)
@@ -182,6 +220,10 @@ void Host::on_state_change(Guest& g, GuestState from, GuestState to, const std::
 
 void Host::start_guest(Guest& g) {
     g.start();
+    // Once per guest: a KVM without binary stats cannot tell a halted vCPU
+    // from a spinning one, so hang detection would only cry wolf.
+    if (g.config().hang.enabled && g.starts() == 1 && g.machine() && !g.machine()->can_detect_hangs())
+        log_warn("guest {}: hang detection off: this KVM has no binary stats (halt_wakeup, blocking)", g.name());
     Guest* gp = &g;
     if (auto r = loop_->add(g.stop_fd(), EPOLLIN, [this, gp](uint32_t) { on_guest_stopped(*gp); }); !r) {
         log_error("guest {}: {}; powering it off", g.name(), r.error());
@@ -194,6 +236,7 @@ void Host::on_guest_stopped(Guest& g) { stop_guest(g, std::nullopt); }
 void Host::stop_guest(Guest& g, const std::optional<std::string>& poweroff_why, bool restarting) {
     if (!g.live()) return;
     loop_->remove(g.stop_fd());  // before the machine (and its eventfd) goes
+    report_restart_latency(g);    // a guest may stop before the health tick saw it run
     if (auto t = shutdown_timers_.find(&g); t != shutdown_timers_.end()) {
         loop_->cancel(t->second);
         shutdown_timers_.erase(t);
@@ -205,15 +248,106 @@ void Host::stop_guest(Guest& g, const std::optional<std::string>& poweroff_why, 
                  {{"reason", std::string(to_string(req.reason))}, {"exit_status", status}, {"detail", req.detail}});
     if (is_fault(req.reason))
         bus_.publish("fault", g.name(), {{"kind", std::string(to_string(req.reason))}, {"evidence", req.detail}});
-    // Issue 7 plugs in here: g.config().restart decides between staying
-    // stopped, restarting now (apply(Restart) with source Supervisor), a
-    // backoff timer (state Backoff) and Failed.
-    if (!restarting && config_.exit_when_all_stopped && std::none_of(guests_.begin(), guests_.end(), [](const auto& x) { return x->live(); }))
+    if (restarting) return;
+    if (!exiting_) supervise(g, req);
+    // `vireo run`: done once no guest runs or waits to be restarted.
+    if (config_.exit_when_all_stopped && std::none_of(guests_.begin(), guests_.end(), [](const auto& x) {
+            return x->live() || x->state() == GuestState::Backoff;
+        }))
         loop_->stop();
 }
 
+void Host::supervise(Guest& g, const StopRequest& req) {
+    auto now = std::chrono::steady_clock::now();
+    StopKind kind = stop_kind(req);
+    RestartDecision d = g.backoff.on_stop(kind, now);
+    std::string cause = describe(req);
+    const RestartPolicy& policy = g.config().restart;
+    switch (d.kind) {
+        case RestartDecision::Kind::Stay:
+            if (policy.mode != RestartMode::Never && kind != StopKind::Operator)
+                log_info("guest {}: not restarted: {}", g.name(), d.why);
+            return;
+        case RestartDecision::Kind::Fail: {
+            unsigned failures = g.backoff.failures_in_window(now);
+            log_warn("guest {}: failed: {}; it stays stopped until an administrator restarts it", g.name(), d.why);
+            g.set_state(GuestState::Failed, d.why);
+            bus_.publish("failed", g.name(),
+                         {{"failures", failures},
+                          {"window_s", policy.failure_window.count() / 1000.0},
+                          {"max_failures", policy.max_failures},
+                          {"last", cause}});
+            return;
+        }
+        case RestartDecision::Kind::Restart: break;
+    }
+    bus_.publish("restart-scheduled", g.name(),
+                 {{"reason", std::string(to_string(req.reason))},
+                  {"evidence", cause},
+                  {"delay_ms", d.delay.count()},
+                  {"attempt", g.backoff.consecutive_restarts()},
+                  {"failures_in_window", g.backoff.failures_in_window(now)}});
+    Guest* gp = &g;
+    auto restart = [this, gp, cause, delay = d.delay](std::chrono::steady_clock::time_point detected_at) {
+        gp->set_restart_detected_at(detected_at);
+        gp->scheduled_delay = delay;
+        apply(Action{gp->name(), action::Restart{}}, Origin{ActionSource::Supervisor, "restart-policy", cause});
+    };
+    if (d.delay.count() == 0) {
+        restart(req.at != std::chrono::steady_clock::time_point{} ? req.at : now);
+        return;
+    }
+    log_info("guest {}: {}; restarting in {:.1f} s", g.name(), cause, d.delay.count() / 1000.0);
+    g.set_state(GuestState::Backoff, d.why);
+    g.restart_due = now + d.delay;
+    restart_timers_[&g] = loop_->after(d.delay, [this, gp, restart] {
+        restart_timers_.erase(gp);
+        // The back-off is the policy's; the latency measured is vireo's own.
+        restart(std::chrono::steady_clock::now());
+    });
+}
+
+void Host::report_restart_latency(Guest& g) {
+    if (g.restarts() <= reported_restarts_[&g]) return;
+    if (auto latency = g.restart_latency()) {
+        reported_restarts_[&g] = g.restarts();
+        log_info("guest {}: restart {} took {:.1f} ms from the fault's detection to its first instruction", g.name(),
+                 g.restarts(), double(latency->count()) / 1e6);
+    }
+}
+
+void Host::cancel_restart(Guest& g) {
+    if (auto t = restart_timers_.find(&g); t != restart_timers_.end()) {
+        loop_->cancel(t->second);
+        restart_timers_.erase(t);
+    }
+    g.restart_due.reset();
+}
+
+void Host::health_tick() {
+    auto now = std::chrono::steady_clock::now();
+    uint64_t now_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
+    for (auto& g : guests_) {
+        Machine* m = g->machine();
+        if (!m || g->state() != GuestState::Running || m->stop().stop_requested()) continue;
+        report_restart_latency(*g);
+        if (const Ib700Watchdog* w = m->watchdog())
+            if (auto evidence = w->expired(now_ns)) {
+                m->stop().request_stop({StopReason::Watchdog, 0, *evidence});
+                continue;
+            }
+        if (g->config().hang.enabled && m->can_detect_hangs())
+            if (auto evidence = g->hang.sample(now, m->health())) m->stop().request_stop({StopReason::Hang, 0, *evidence});
+    }
+    loop_->after(kHealthInterval, [this] { health_tick(); });
+}
+
 std::expected<void, Error> Host::restart_guest(Guest& g, const std::string& why) {
-    if (g.live()) stop_guest(g, why, /*restarting=*/true);
+    cancel_restart(g);
+    if (g.live()) {
+        stop_guest(g, why, /*restarting=*/true);
+        g.set_restart_detected_at(std::chrono::steady_clock::now());
+    }
     if (auto r = g.build(); !r) {
         g.set_state(GuestState::Stopped, "restart failed: " + r.error().message);
         bus_.publish("restart", g.name(), {{"ok", false}, {"error", r.error().message}, {"why", why}});
@@ -279,6 +413,10 @@ std::expected<void, Error> Host::check_controller_limits(Guest& g, const Action&
         return std::unexpected(err(ErrorCode::OutOfRange, fmt::format("limit {}: {}", limit, message)));
     };
     if (auto* b = std::get_if<action::BalloonTarget>(&a.body)) {
+        // Giving memory back is never limited (issue 8): a guest under
+        // pressure, after a deflate-on-OOM or asking for more gets it at
+        // once. The limits pace reclaim only.
+        if (b->bytes < g.balloon_target()) return {};
         uint64_t mem = g.config().machine.mem_bytes;
         uint64_t floor = limits_.balloon_floor_mib << 20;
         if (b->bytes + floor > mem)
@@ -345,7 +483,10 @@ std::expected<Outcome, Error> Host::execute(const Action& a, const Origin& o, st
             },
             [&](const action::Resume&) {
                 auto r = g->resume();
-                if (r) undo = {Action{g->name(), action::Pause{}}};
+                if (r) {
+                    undo = {Action{g->name(), action::Pause{}}};
+                    g->hang.reset(now);  // the pause was not a hang
+                }
                 return done(r);
             },
             [&](const action::Shutdown& s) {
@@ -364,6 +505,11 @@ std::expected<Outcome, Error> Host::execute(const Action& a, const Origin& o, st
                 return done(r);
             },
             [&](const action::Poweroff&) -> std::expected<Outcome, Error> {
+                if (g->state() == GuestState::Backoff) {  // waiting to restart: stay stopped instead
+                    cancel_restart(*g);
+                    g->set_state(GuestState::Stopped, fmt::format("restart cancelled by {}", to_string(o.source)));
+                    return Outcome::Applied;
+                }
                 if (!g->live())
                     return std::unexpected(err(ErrorCode::Conflict, fmt::format("guest {} is {}, not running", g->name(),
                                                                                 to_string(g->state()))));
@@ -373,7 +519,21 @@ std::expected<Outcome, Error> Host::execute(const Action& a, const Origin& o, st
             },
             [&](const action::Restart&) {
                 std::string why = fmt::format("restart by {}{}", to_string(o.source), o.reason.empty() ? "" : ": " + o.reason);
-                return done(restart_guest(*g, why));
+                // Anyone but the policy itself restarting a guest (an
+                // administrator bringing back a failed one) starts its
+                // back-off over.
+                if (o.source != ActionSource::Supervisor) g->backoff.reset();
+                std::string cause = o.source == ActionSource::Supervisor && g->last_stop()
+                                        ? std::string(to_string(g->last_stop()->reason))
+                                        : std::string(to_string(o.source));
+                auto delay = std::exchange(g->scheduled_delay, std::chrono::milliseconds(0));
+                if (o.source != ActionSource::Supervisor) g->set_restart_detected_at(now);
+                auto r = restart_guest(*g, why);
+                if (r) {
+                    g->record_restart({realtime_ns(), o.reason.empty() ? why : o.reason, delay.count(), std::string(to_string(o.source))});
+                    ++g->restarts_by_reason[cause];
+                }
+                return done(r);
             },
             [&](const action::Pin& p) {
                 std::optional<CpuList> before = p.vcpu < g->pinning().size() ? g->pinning()[p.vcpu] : std::nullopt;

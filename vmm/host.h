@@ -41,6 +41,9 @@ class MetricsListener;
 namespace control {
 class RequestHandler;
 }
+namespace controller {
+class ControllerThread;
+}
 
 class Host final : public Actuator {
 public:
@@ -93,6 +96,16 @@ private:
     void stop_guest(Guest& g, const std::optional<std::string>& poweroff_why, bool restarting = false);
     std::expected<void, Error> restart_guest(Guest& g, const std::string& why);
     void on_guest_stopped(Guest& g);
+    // The restart supervisor: after `g` stopped with `req`, stay stopped,
+    // restart now, restart after a back-off (state backoff), or give up
+    // (state failed) -- by the guest's restart policy.
+    void supervise(Guest& g, const StopRequest& req);
+    void cancel_restart(Guest& g);
+    // Logs how long the guest's last restart took, once it is known.
+    void report_restart_latency(Guest& g);
+    // Every kHealthInterval: hang detection and watchdog expiry of every
+    // running guest.
+    void health_tick();
     void on_signal();
     void on_state_change(Guest& g, GuestState from, GuestState to, const std::string& why);
     std::expected<Outcome, Error> execute(const Action& a, const Origin& o, std::vector<Action>& undo);
@@ -109,6 +122,9 @@ private:
     std::map<ActionKey, uint64_t> action_counts_;
     std::map<std::string, uint64_t> limit_hits_;
     std::map<const Guest*, EventLoop::TimerId> shutdown_timers_;
+    std::map<const Guest*, EventLoop::TimerId> restart_timers_;
+    std::map<const Guest*, uint64_t> reported_restarts_;  // restarts whose latency was logged
+    static constexpr std::chrono::milliseconds kHealthInterval{250};
     std::unique_ptr<control::RequestHandler> handler_;
     std::unique_ptr<control::ControlServer> control_;
     std::unique_ptr<MetricsListener> metrics_;
@@ -117,6 +133,7 @@ private:
     std::chrono::steady_clock::time_point started_;
     std::optional<StopRequest> last_stop_;  // run mode: the exit status
     bool exiting_ = false;
+    std::unique_ptr<controller::ControllerThread> controller_;  // issue 8: the learned controller's thread
 };
 
 }  // namespace vireo

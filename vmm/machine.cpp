@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -24,10 +25,12 @@
 #include "vmm/devices/cmos_rtc.h"
 #include "vmm/devices/console.h"
 #include "vmm/devices/i8042.h"
+#include "vmm/devices/ib700_watchdog.h"
 #include "vmm/devices/pvpanic.h"
 #include "vmm/devices/serial_8250.h"
 #include "vmm/devices/test_ports.h"
 #include "vmm/log.h"
+#include "vmm/security/privileges.h"
 
 namespace vireo {
 
@@ -70,13 +73,24 @@ Machine::~Machine() {
 }
 
 std::expected<std::unique_ptr<Machine>, BuildError> Machine::build(const MachineConfig& config,
-                                                                   std::chrono::steady_clock::time_point start) {
+                                                                   std::chrono::steady_clock::time_point start,
+                                                                   std::unique_ptr<ProbeSet> reused_probes) {
     // The eBPF probes load (~30 ms: kernel BTF, the verifier) while the input
     // is checked and the VM built; they are in place before any vCPU runs.
     // (A pair, not std::expected, through the future: g++ 12 warns falsely
     // about the latter's destructor there.)
     std::future<std::pair<std::unique_ptr<ProbeSet>, std::string>> probes_loading;
-    if (config.probes != ProbeMode::Off)
+    // After `--user` dropped every capability the probes cannot load again:
+    // a guest rebuilt for a restart runs without them (vmm/security/privileges.h).
+    if (reused_probes) {
+        // A restart: the same guest's probes, already loaded and attached.
+        reused_probes->reset_counters();
+        probes_loading = std::async(std::launch::deferred, [p = std::move(reused_probes)]() mutable {
+            return std::pair(std::move(p), std::string());
+        });
+    } else if (config.probes != ProbeMode::Off && security::privileges_dropped())
+        log_info("guest {}: eBPF probes are off after a restart under --user (no CAP_BPF/CAP_PERFMON)", config.name);
+    else if (config.probes != ProbeMode::Off)
         probes_loading = std::async(std::launch::async, [mode = config.probes, opts = ProbeOptions{
             .vcpus = config.cpus, .blk_devices = unsigned(config.disks.size())}] {
             auto set = ProbeSet::start(mode, opts);
@@ -204,6 +218,11 @@ std::expected<void, BuildError> Machine::add_devices() {
     for (const auto& p : pio)
         if (!pio_.add(p.base, p.len, p.dev))
             return std::unexpected(host_error(fmt::format("pio bus: {} at {:#x} overlaps another device", p.dev->name(), p.base)));
+    if (config_.watchdog) {
+        watchdog_ = std::make_shared<Ib700Watchdog>(config_.watchdog->timeout);
+        if (!pio_.add(Ib700Watchdog::kBase, Ib700Watchdog::kWindowSize, watchdog_))
+            return std::unexpected(host_error("pio bus: the watchdog overlaps another device"));
+    }
     if (!mmio_.add(VIREO_BOOT_MARKER_ADDR, BootMarker::kWindowSize, boot_marker_))
         return std::unexpected(host_error("mmio bus: boot marker overlaps another device"));
     if (auto r = virtio_->create(vm_, memory_, mmio_, stop_, config_.name); !r) return std::unexpected(host_error(r.error()));
@@ -331,4 +350,39 @@ Telemetry Machine::telemetry() const {
     return t;
 }
 
+bool Machine::can_detect_hangs() const {
+    return !vcpu_stats_.empty() && std::all_of(vcpu_stats_.begin(), vcpu_stats_.end(), [](const auto& s) {
+        return s && s->find("halt_wakeup") && s->find("blocking");
+    });
+}
+
+HealthSample Machine::health() const {
+    HealthSample h;
+    bool all_busy = !runners_.empty() && can_detect_hangs();
+    for (size_t i = 0; i < runners_.size(); ++i) {
+        const VcpuRunner& r = *runners_[i];
+        // Exits vireo handled (not the kicks: those are vireo's doing).
+        h.progress += r.counters().total();
+        bool blocking = false;
+        if (i < vcpu_stats_.size() && vcpu_stats_[i])
+            if (auto sample = vcpu_stats_[i]->read()) {
+                // Interrupts and NMIs KVM delivered, and wake-ups from halt:
+                // a guest kernel that takes its timer tick is not hung.
+                for (auto name : {"halt_wakeup", "irq_injections", "nmi_injections"}) h.progress += sample->value(name).value_or(0);
+                blocking = sample->value("blocking").value_or(0) != 0;
+            }
+        if (!r.in_guest() || blocking || r.parked()) all_busy = false;
+    }
+    h.busy_in_guest = all_busy;
+    return h;
+}
+
+std::unique_ptr<ProbeSet> Machine::take_probes() {
+    if (probes_)
+        for (const auto& r : runners_)
+            if (r->tid() > 0) probes_->remove_thread(r->tid());
+    return std::move(probes_);
+}
+
 }  // namespace vireo
+

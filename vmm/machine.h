@@ -21,11 +21,13 @@
 #include "vmm/kvm/vm.h"
 #include "vmm/machine_config.h"
 #include "vmm/stop_controller.h"
+#include "vmm/supervisor/hang_detector.h"
 #include "vmm/vcpu_runner.h"
 
 namespace vireo {
 
 class AcpiPm;
+class Ib700Watchdog;
 class BootMarker;
 class TestPorts;
 class Serial8250;
@@ -39,8 +41,14 @@ class Machine {
 public:
     // Validates every input before creating anything: a bad kernel, initrd,
     // size or vCPU count is one error line and no half-built VM.
+    // `probes`: the probe set of the same guest's previous run, to reuse
+    // (a restart; nullptr: load them as the config says).
     static std::expected<std::unique_ptr<Machine>, BuildError> build(const MachineConfig& config,
-                                                                     std::chrono::steady_clock::time_point start);
+                                                                     std::chrono::steady_clock::time_point start,
+                                                                     std::unique_ptr<ProbeSet> probes = nullptr);
+    // After halt(): hands the probe set over for the next run of this guest
+    // (its vCPU threads unregistered).
+    std::unique_ptr<ProbeSet> take_probes();
     ~Machine();
 
     // Runs the guest until it stops, turning SIGINT/SIGTERM/SIGHUP into an
@@ -70,6 +78,15 @@ public:
     // thread, also while the guest runs.
     Telemetry telemetry() const;
     const ProbeSet* probes() const { return probes_.get(); }
+    // Is the guest alive: a progress counter (exits to vireo's devices,
+    // interrupts delivered, wake-ups from halt) and whether every vCPU is
+    // busy in guest code right now. Cheap (a few preads); any thread.
+    HealthSample health() const;
+    // False without KVM binary stats: a vCPU halted in KVM then looks like
+    // one spinning, so hangs cannot be told from idleness.
+    bool can_detect_hangs() const;
+    // nullptr without a watchdog.
+    const Ib700Watchdog* watchdog() const { return watchdog_.get(); }
 
 private:
     Machine() = default;
@@ -93,6 +110,7 @@ private:
     std::shared_ptr<BootMarker> boot_marker_;
     std::shared_ptr<TestPorts> test_ports_;
     std::shared_ptr<AcpiPm> acpi_;
+    std::shared_ptr<Ib700Watchdog> watchdog_;
     // virtio-mmio devices and their I/O thread; on the mmio bus, so they
     // outlive the vCPU threads (declared before runners_).
     std::unique_ptr<VirtioDevices> virtio_;

@@ -2,6 +2,7 @@
 // host config file or the control socket) describes it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -11,6 +12,13 @@
 #include "vmm/devices/virtio/virtio_config.h"
 
 namespace vireo {
+
+// The IB700 watchdog (vmm/devices/ib700_watchdog.h); `timeout` overrides
+// the one the guest writes.
+struct WatchdogConfig {
+    std::optional<std::chrono::milliseconds> timeout;
+    bool operator==(const WatchdogConfig&) const = default;
+};
 
 struct MachineConfig {
     std::string name = "vm0";
@@ -35,6 +43,7 @@ struct MachineConfig {
     // Also list them as virtio_mmio.device= on the kernel command line (for
     // kernels with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES; ACPI always has them).
     bool virtio_cmdline = false;
+    std::optional<WatchdogConfig> watchdog;
 };
 
 }  // namespace vireo

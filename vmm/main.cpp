@@ -11,6 +11,8 @@
 #include "vmm/guest_config.h"
 #include "vmm/host.h"
 #include "vmm/log.h"
+#include "vmm/security/privileges.h"
+#include "vmm/security/seccomp_filters.h"
 
 int main(int argc, char** argv) {
     // A console on a closed pipe must not kill the guest: the write fails
@@ -34,12 +36,33 @@ int main(int argc, char** argv) {
     } else {
         vireo::GuestConfig guest;
         guest.machine = cli->config;
+        guest.restart = cli->restart;
+        guest.hang = cli->hang;
         config.guests.push_back(std::move(guest));
         config.exit_when_all_stopped = true;  // the control socket defaults to <pid>.sock: many may run at once
     }
     // The command line wins over the file.
     if (!cli->control.empty()) config.control_path = cli->control;
     if (!cli->metrics_listen.empty()) config.metrics_listen = cli->metrics_listen;
+
+    // Issue 9: the user to become is looked up now (a bad name is bad
+    // input); the seccomp filters are compiled before any thread starts.
+    // Host::create drops privileges and installs the control thread's filter
+    // once everything is open and before any guest runs.
+    vireo::security::HardeningOptions hardening;
+    if (!cli->user.empty()) {
+        auto user = vireo::security::resolve_user(cli->user);
+        if (!user) {
+            std::fprintf(stderr, "vireo: error: %s\n", user.error().c_str());
+            return VIREO_EXIT_BAD_INPUT;
+        }
+        hardening.user = std::move(*user);
+    }
+    vireo::security::set_hardening_options(std::move(hardening));
+    if (auto r = vireo::security::seccomp_prepare(*vireo::security::parse_seccomp_mode(cli->seccomp)); !r) {
+        std::fprintf(stderr, "vireo: error: %s\n", r.error().c_str());
+        return VIREO_EXIT_HOST_ERROR;
+    }
 
     auto host = vireo::Host::create(std::move(config));
     if (!host) {

@@ -10,6 +10,7 @@ namespace vireo {
 StopController::StopController() : eventfd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 void StopController::request_stop(StopRequest request) {
+    if (request.at == std::chrono::steady_clock::time_point{}) request.at = std::chrono::steady_clock::now();
     {
         std::lock_guard lock(mutex_);
         if (request_) {
@@ -44,6 +45,8 @@ int exit_status_for(const StopRequest& request) {
         case StopReason::Panic: return VIREO_EXIT_GUEST_PANIC;
         case StopReason::TripleFault: return VIREO_EXIT_TRIPLE_FAULT;
         case StopReason::KvmError: return VIREO_EXIT_KVM_ERROR;
+        case StopReason::Hang:
+        case StopReason::Watchdog: return VIREO_EXIT_GUEST_HUNG;
         case StopReason::TestExit: return request.code & 0xff;
         case StopReason::HostError: return VIREO_EXIT_HOST_ERROR;
     }

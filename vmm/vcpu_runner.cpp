@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "vmm/log.h"
+#include "vmm/security/seccomp_filters.h"
 
 namespace vireo {
 
@@ -117,10 +118,15 @@ void VcpuRunner::loop() {
     sigdelset(&set, kKickSignal);
     for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS}) sigdelset(&set, s);
     ::pthread_sigmask(SIG_SETMASK, &set, nullptr);
+    // Set up: from here on only what the vCPU list allows (issue 9).
+    security::seccomp_install(security::ThreadKind::Vcpu, thread_name_);
 
     kvm_run* run = vcpu_.run_state();
+    first_entry_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_release);
     while (!stop_.stop_requested()) {
+        in_guest_.store(true, std::memory_order_relaxed);
         int r = vcpu_.run();
+        in_guest_.store(false, std::memory_order_relaxed);
         bump(counters_.runs);
         if (r == -EINTR || r == -EAGAIN) {
             __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);

@@ -58,6 +58,14 @@ public:
     const VcpuExitCounters& counters() const { return counters_; }
     // Monotonic time of the first PIO exit (start-up benchmarks).
     std::chrono::steady_clock::time_point first_pio() const { return first_pio_; }
+    // Monotonic time just before the first KVM_RUN (epoch if not yet): the
+    // end of a restart's latency.
+    std::chrono::steady_clock::time_point first_entry() const {
+        return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(first_entry_.load(std::memory_order_acquire)));
+    }
+    // Inside KVM_RUN now (running guest code, or halted in KVM), as opposed
+    // to handling an exit in vireo or parked: the hang detector's view.
+    bool in_guest() const { return in_guest_.load(std::memory_order_relaxed); }
 
     // Installs the no-op handler of the kick signal (once per process).
     static void install_kick_handler();
@@ -76,6 +84,8 @@ private:
     std::atomic<pid_t> tid_{0};
     VcpuExitCounters counters_;
     std::chrono::steady_clock::time_point first_pio_{};
+    std::atomic<std::chrono::steady_clock::rep> first_entry_{0};
+    std::atomic<bool> in_guest_{false};
     std::function<void(pid_t)> on_thread_start_;
     void park();
     std::atomic<bool> pause_requested_{false};

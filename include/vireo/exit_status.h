@@ -18,6 +18,9 @@ enum vireo_exit_status {
     /* KVM could not run the guest: KVM_EXIT_INTERNAL_ERROR, FAIL_ENTRY,
      * or an exit vireo does not know. */
     VIREO_EXIT_KVM_ERROR = 5,
+    /* The guest hung: no progress for longer than its learned normal, or
+     * it stopped feeding its watchdog (--watchdog). */
+    VIREO_EXIT_GUEST_HUNG = 6,
 };
 /* The test-exit device (port VIREO_PORT_TEST_EXIT) ends vireo with the
  * status the guest wrote (0..255), like QEMU's isa-debug-exit. */

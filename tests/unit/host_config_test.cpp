@@ -107,5 +107,55 @@ TEST(HostConfig, LoadMissingFile) {
     EXPECT_MENTIONS(r.error(), "/nonexistent/vireo.json");
 }
 
+TEST(HostConfig, HangAndWatchdog) {
+    auto c = parse_host_config(R"({"guests": [
+          {"name": "a", "kernel": "k", "hang": {"min_s": 2, "factor": 3, "max_s": 60}, "watchdog": {"timeout_s": 10}},
+          {"name": "b", "kernel": "k", "hang": false, "watchdog": true},
+          {"name": "c", "kernel": "k"}]})",
+                               "t.json");
+    ASSERT_TRUE(c) << c.error();
+    const auto& a = c->guests[0];
+    EXPECT_TRUE(a.hang.enabled);
+    EXPECT_EQ(a.hang.min, std::chrono::seconds(2));
+    EXPECT_EQ(a.hang.factor, 3.0);
+    ASSERT_TRUE(a.machine.watchdog);
+    EXPECT_EQ(a.machine.watchdog->timeout, std::chrono::seconds(10));
+    EXPECT_FALSE(c->guests[1].hang.enabled);
+    ASSERT_TRUE(c->guests[1].machine.watchdog);
+    EXPECT_FALSE(c->guests[1].machine.watchdog->timeout);  // the guest's own
+    EXPECT_TRUE(c->guests[2].hang.enabled);                // on by default
+    EXPECT_FALSE(c->guests[2].machine.watchdog);           // off by default
+    EXPECT_MENTIONS(bad(R"({"guests": [{"name": "w", "kernel": "k", "hang": {"min_s": 0}}]})"), "hang.min_s");
+    EXPECT_MENTIONS(bad(R"({"guests": [{"name": "w", "kernel": "k", "hang": {"factor": 0.5}}]})"), "hang.factor");
+    EXPECT_MENTIONS(bad(R"({"guests": [{"name": "w", "kernel": "k", "hang": {"min_s": 10, "max_s": 5}}]})"), "hang.max_s");
+    EXPECT_MENTIONS(bad(R"({"guests": [{"name": "w", "kernel": "k", "watchdog": {"timeout": 5}}]})"), "unknown key 'timeout'");
+    EXPECT_MENTIONS(bad(R"({"guests": [{"name": "w", "kernel": "k", "watchdog": "yes"}]})"), "'watchdog' must be");
+}
+
+TEST(HostConfig, CommandLineSpecs) {
+    auto r = parse_restart_spec("on-failure,backoff_initial_s=0.2,backoff_max_s=1,max_failures=3,window_s=60");
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->mode, RestartMode::OnFailure);
+    EXPECT_EQ(r->backoff_initial, std::chrono::milliseconds(200));
+    EXPECT_EQ(r->backoff_max, std::chrono::seconds(1));
+    EXPECT_EQ(r->max_failures, 3u);
+    EXPECT_EQ(r->failure_window, std::chrono::seconds(60));
+    EXPECT_EQ(parse_restart_spec("always")->mode, RestartMode::Always);
+    EXPECT_MENTIONS(parse_restart_spec("sometimes").error(), "--restart: 'restart.policy': 'sometimes'");
+    EXPECT_MENTIONS(parse_restart_spec("on-failure,max_failures=2.5").error(), "whole number");
+    EXPECT_MENTIONS(parse_restart_spec("on-failure,bogus=1").error(), "unknown key 'bogus'");
+    EXPECT_MENTIONS(parse_restart_spec("on-failure,never").error(), "not KEY=VALUE");
+    EXPECT_MENTIONS(parse_restart_spec("on-failure,window_s=1,window_s=2").error(), "given twice");
+    EXPECT_FALSE(parse_hang_spec("off")->enabled);
+    EXPECT_TRUE(parse_hang_spec("on")->enabled);
+    auto h = parse_hang_spec("min_s=1.5,factor=2");
+    ASSERT_TRUE(h) << h.error();
+    EXPECT_EQ(h->min, std::chrono::milliseconds(1500));
+    EXPECT_MENTIONS(parse_hang_spec("sometimes").error(), "--hang");
+    EXPECT_FALSE(parse_watchdog_spec("")->timeout);
+    EXPECT_EQ(parse_watchdog_spec("timeout_s=3")->timeout, std::chrono::seconds(3));
+    EXPECT_MENTIONS(parse_watchdog_spec("timeout_s=abc").error(), "watchdog.timeout_s");
+}
+
 }  // namespace
 }  // namespace vireo

@@ -6,6 +6,7 @@
 
 #include "bpf/telemetry_report.h"
 #include "vireo/exit_status.h"
+#include "vmm/devices/ib700_watchdog.h"
 #include "vmm/devices/virtio/balloon.h"
 #include "vmm/devices/virtio/blk.h"
 #include "vmm/metrics/log2_hist.h"
@@ -47,6 +48,40 @@ json hist_json(const vireo_hist& h) {
     return a;
 }
 
+json restart_json(const Guest& g) {
+    auto now = std::chrono::steady_clock::now();
+    const RestartPolicy& p = g.config().restart;
+    json j{{"policy", std::string(to_string(p.mode))},
+           {"backoff_initial_s", p.backoff_initial.count() / 1000.0},
+           {"backoff_max_s", p.backoff_max.count() / 1000.0},
+           {"reset_after_s", p.reset_after.count() / 1000.0},
+           {"max_failures", p.max_failures},
+           {"window_s", p.failure_window.count() / 1000.0},
+           {"failures_in_window", g.backoff.failures_in_window(now)},
+           {"consecutive_restarts", g.backoff.consecutive_restarts()},
+           {"next_delay_s", g.backoff.next_delay().count() / 1000.0}};
+    j["restart_in_s"] = g.restart_due ? json(std::chrono::duration<double>(*g.restart_due - now).count()) : json();
+    auto latency = g.restart_latency();
+    j["last_restart_ms"] = latency ? json(double(latency->count()) / 1e6) : json();
+    json by_reason = json::object();
+    for (const auto& [reason, n] : g.restarts_by_reason) by_reason[reason] = n;
+    j["restarts_by_reason"] = std::move(by_reason);
+    json history = json::array();
+    for (const auto& r : g.restart_history)
+        history.push_back({{"time_ns", r.time_ns}, {"reason", r.reason}, {"delay_ms", r.delay_ms}, {"source", r.source}});
+    j["history"] = std::move(history);
+    const HangSettings& h = g.config().hang;
+    j["hang_detection"] = h.enabled ? json{{"min_s", h.min.count() / 1000.0},
+                                           {"factor", h.factor},
+                                           {"max_s", h.max.count() / 1000.0},
+                                           {"learned_quiet_s", g.hang.learned_quiet(now).count() / 1000.0},
+                                           {"threshold_s", g.hang.threshold(now).count() / 1000.0}}
+                                    : json();
+    if (const Machine* m = g.machine(); m && m->watchdog())
+        j["watchdog"] = {{"armed", m->watchdog()->armed()}, {"feeds", m->watchdog()->pings()}};
+    return j;
+}
+
 json guest_summary_json(const Guest& g) {
     const auto& m = g.config().machine;
     json j{{"name", g.name()},
@@ -62,6 +97,7 @@ json guest_summary_json(const Guest& g) {
         j["last_stop"] = {{"reason", std::string(to_string(s->reason))}, {"exit_status", exit_status_for(*s)}, {"detail", s->detail}};
     else
         j["last_stop"] = nullptr;
+    j["restart"] = restart_json(g);
     j["balloon"] = g.has_balloon() ? json{{"target_bytes", g.balloon_target()}} : json();
     j["disks"] = m.disks.size();
     unsigned pinned = 0;
@@ -140,7 +176,9 @@ json balloon_json(Guest& g) {
     const auto& c = b->counters();
     j["counters"] = {{"inflated_pages", c.inflated_pages.load()},   {"deflated_pages", c.deflated_pages.load()},
                      {"discarded_bytes", c.discarded_bytes.load()}, {"refused_pfns", c.refused_pfns.load()},
-                     {"reported_bytes", c.reported_bytes.load()},   {"stats_updates", c.stats_updates.load()}};
+                     {"reported_bytes", c.reported_bytes.load()},   {"stats_updates", c.stats_updates.load()},
+                     {"deflate_on_oom_events", c.deflate_on_oom_events.load()},
+                     {"deflate_on_oom_pages", c.deflate_on_oom_pages.load()}};
     if (auto s = b->latest_stats()) {
         json stats = json::object();
         for (unsigned t = 0; t < balloon::kStatTags; ++t)

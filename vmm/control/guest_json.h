@@ -14,6 +14,9 @@
 namespace vireo {
 
 nlohmann::json guest_summary_json(const Guest& g);
+// The restart supervisor's view of a guest: policy, back-off, history,
+// hang detection, watchdog.
+nlohmann::json restart_json(const Guest& g);
 // Per vCPU; `with_histograms` adds the raw log2 buckets (vireoctl top
 // takes differences between two snapshots for interval percentiles).
 nlohmann::json vcpus_json(Guest& g, const std::optional<Telemetry>& t, bool with_histograms);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -13,6 +14,7 @@
 #include <cstdlib>
 
 #include "vmm/log.h"
+#include "vmm/security/seccomp_filters.h"
 
 namespace vireo {
 
@@ -104,6 +106,8 @@ public:
         g_raw_fd = fd;
         static bool atexit_registered = false;
         if (!atexit_registered) atexit_registered = std::atexit(restore_tty_at_exit) == 0;
+        // A seccomp violation ends vireo with _exit(): the terminal first.
+        security::set_seccomp_exit_hook(restore_tty_now);
         auto tty = std::make_unique<RawTty>(Key{});
         tty->install_signal_handlers();
         if (tcsetattr(fd, TCSANOW, &raw) != 0) {
@@ -275,6 +279,8 @@ void Console::stop_input() {
 }
 
 void Console::input_loop() {
+    ::pthread_setname_np(::pthread_self(), "console");
+    security::seccomp_install(security::ThreadKind::Console, "console");  // issue 9
     std::array<uint8_t, 512> buf;
     bool input_open = true;
     for (;;) {

@@ -44,6 +44,8 @@ enum class StopReason {
     Panic,        // pvpanic
     TripleFault,  // KVM_EXIT_SHUTDOWN
     KvmError,     // internal error, fail entry, unknown exit
+    Hang,         // no progress for longer than the guest's learned normal (vmm/supervisor/hang_detector.h)
+    Watchdog,     // the guest stopped feeding its watchdog (vmm/devices/ib700_watchdog.h)
     TestExit,     // the test-exit port; `code` is the status
     Operator,     // SIGINT/SIGTERM/Ctrl-A x
     HostError,    // vireo itself failed
@@ -55,6 +57,9 @@ struct StopRequest {
     StopReason reason;
     int code = 0;        // exit status for TestExit
     std::string detail;  // evidence for the log: registers, exit data
+    // When the stop was requested (set by the StopSink if left empty): the
+    // start of a restart's latency.
+    std::chrono::steady_clock::time_point at{};
 };
 
 class StopSink {

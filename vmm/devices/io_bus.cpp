@@ -14,6 +14,8 @@ std::string_view to_string(StopReason reason) {
         case StopReason::Panic: return "panic";
         case StopReason::TripleFault: return "triple-fault";
         case StopReason::KvmError: return "kvm-error";
+        case StopReason::Hang: return "hang";
+        case StopReason::Watchdog: return "watchdog";
         case StopReason::TestExit: return "test-exit";
         case StopReason::Operator: return "operator";
         case StopReason::HostError: return "host-error";

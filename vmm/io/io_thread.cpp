@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "vmm/log.h"
+#include "vmm/security/seccomp_filters.h"
 
 namespace vireo {
 
@@ -195,6 +196,7 @@ void IoThread::loop() {
     sigfillset(&set);
     for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS}) sigdelset(&set, s);
     ::pthread_sigmask(SIG_SETMASK, &set, nullptr);
+    security::seccomp_install(security::ThreadKind::Io, name_);  // issue 9
 
     for (auto& w : watches_) arm(*w);
     constexpr unsigned kBatch = 64;

@@ -1,6 +1,7 @@
 #include "vmm/kvm/kvm_system.h"
 
 #include "vmm/kvm/kvm_abi.h"
+#include "vmm/security/privileges.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -43,7 +44,13 @@ int KvmSystem::check_extension(long cap) const {
 
 std::expected<KvmSystem, std::string> KvmSystem::open(const char* path) {
     KvmSystem kvm;
-    kvm.fd_.reset(::open(path, O_RDWR | O_CLOEXEC));
+    // With --user, /dev/kvm was opened once before the drop and is kept
+    // (vmm/security/privileges.h): a rebuilt machine gets a copy of it.
+    int kept = security::kept_kvm_fd();
+    if (kept >= 0 && std::strcmp(path, "/dev/kvm") == 0)
+        kvm.fd_.reset(::fcntl(kept, F_DUPFD_CLOEXEC, 3));
+    else
+        kvm.fd_.reset(::open(path, O_RDWR | O_CLOEXEC));
     if (!kvm.fd_) {
         int err = errno;
         if (err == ENOENT)

@@ -12,6 +12,7 @@
 #include "vmm/host.h"
 #include "vmm/metrics/exposition.h"
 #include "vmm/metrics/metrics_listener.h"
+#include "vmm/security/limits.h"
 #include "vmm/thread_stat.h"
 
 namespace vireo {
@@ -79,6 +80,23 @@ void guest_metrics(Exposition& x, Guest& g) {
     }
     x.counter("vireo_guest_starts_total", "times the guest was started (first start and restarts)", l, double(g.starts()));
     x.counter("vireo_guest_restarts_total", "times the guest was started again", l, double(g.restarts()));
+    for (const auto& [reason, n] : g.restarts_by_reason) {
+        auto ls = l;
+        ls.emplace_back("reason", reason);
+        x.counter("vireo_guest_restarts_by_reason_total", "restarts by the reason of the stop before them (or who asked)", ls,
+                  double(n));
+    }
+    auto now = std::chrono::steady_clock::now();
+    x.gauge("vireo_guest_restart_failures_in_window", "failures that count towards the failed state", l,
+            g.backoff.failures_in_window(now));
+    x.gauge("vireo_guest_restart_backoff_seconds", "the back-off the next automatic restart would wait", l,
+            g.backoff.next_delay().count() / 1000.0);
+    if (g.restart_due)
+        x.gauge("vireo_guest_restart_due_seconds", "time until the pending restart", l,
+                std::chrono::duration<double>(*g.restart_due - now).count());
+    if (auto latency = g.restart_latency())
+        x.gauge("vireo_guest_last_restart_seconds", "the last restart: fault detected to the first guest instruction", l,
+                double(latency->count()) / 1e9);
     x.gauge("vireo_guest_memory_bytes", "guest RAM as configured", l, double(g.config().machine.mem_bytes));
     x.gauge("vireo_guest_vcpus", "vCPUs as configured", l, g.config().machine.cpus);
     if (g.live())
@@ -122,6 +140,11 @@ void guest_metrics(Exposition& x, Guest& g) {
         x.counter("vireo_blk_bytes_total", "virtio-blk bytes moved", op("read"), double(c.bytes_read.load()));
         x.counter("vireo_blk_bytes_total", "virtio-blk bytes moved", op("write"), double(c.bytes_written.load()));
         x.counter("vireo_blk_errors_total", "virtio-blk requests the host failed", dl, double(c.io_errors.load()));
+    }
+    for (const auto& [limit, n] : guest_limit_hits(m->virtio())) {  // issue 9: bounds on what the guest controls
+        auto ll = l;
+        ll.emplace_back("limit", limit);
+        x.counter("vireo_guest_limit_hits_total", "guest requests that ran into a host-side bound, by bound", ll, double(n));
     }
     for (const auto& b : t.blk) {
         if (!(b.sources & VIREO_TELEMETRY_BLK)) continue;

@@ -49,6 +49,9 @@ uint64_t time_us(void);               /* microseconds since time_init */
 
 /* machine.c — none of the stop functions return. */
 void idle_us(uint32_t us);
+/* Call often from busy loops that make no exits (cpu:, mem:): at most one
+ * null-port write per 100 ms, so vireo's hang detector sees progress. */
+void heartbeat(void);
 __attribute__((noreturn)) void power_off(void);
 __attribute__((noreturn)) void test_exit(uint32_t status);
 __attribute__((noreturn)) void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -71,6 +74,10 @@ char *strchr(const char *s, int c);
 bool parse_u64(const char *s, uint64_t *out);
 
 /* workloads.c */
+/* After a workload's own work: "poweroff" (or empty), "panic",
+ * "triple-fault", "hang", "exit:N". Returns like a workload's run. */
+int workload_finish(const char *action);
+
 struct workload {
     const char *name;
     const char *usage;

@@ -10,6 +10,19 @@
 
 void idle_us(uint32_t us) { outl(VIREO_PORT_IDLE, us); }
 
+/* A write to the null port every HEARTBEAT_US of busy work: what a real
+ * guest's timer interrupt is to vireo's hang detector -- proof of life.
+ * Costs one exit per 100 ms. */
+#define HEARTBEAT_US 100000u
+void heartbeat(void)
+{
+    static uint64_t next;
+    uint64_t now = rdtsc();
+    if (now < next) return;
+    outl(VIREO_PORT_NULL, 0);
+    next = now + us_to_tsc(HEARTBEAT_US);
+}
+
 /* Idle until vireo stops us; if it never does, say so on the console. */
 static __attribute__((noreturn)) void wait_for_stop(const char *what)
 {

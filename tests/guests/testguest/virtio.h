@@ -128,5 +128,6 @@ int blk_ro_run(const char *arg);
 int blk_randread_run(const char *arg);
 int blk_seqread_run(const char *arg);
 int balloon_run(const char *arg);
+int blk_counter_run(const char *arg);
 
 #endif

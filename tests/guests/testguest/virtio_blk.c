@@ -377,3 +377,40 @@ static int blk_bench(const char *arg, const char *name, bool random, uint64_t de
 
 int blk_randread_run(const char *arg) { return blk_bench(arg, "blk-randread", true, 4096, 32); }
 int blk_seqread_run(const char *arg) { return blk_bench(arg, "blk-seqread", false, MIB, 4); }
+
+/* ------------------------------------------------------------ blk-counter */
+/* Counts boots on the disk, for vireo's restart tests: sector 0 holds
+ * {magic, n}; boot n writes {magic, n} to sector n, then the new header,
+ * then flushes -- and only then does THEN (crash, hang, ...). After k boots
+ * the disk must hold exactly 1..k: a write the guest saw acknowledged and
+ * flushed survives the crash and the restart. */
+#define COUNTER_MAGIC 0x544e554f43455249ull /* "IRECOUNT" */
+int blk_counter_run(const char *arg)
+{
+    struct blk *b = &the_blk;
+    if (!blk_init(b, false)) return GUEST_EXIT_FAILED;
+    uint64_t *sector = guest_alloc(PAGE_SIZE);
+    if (!sector) return GUEST_EXIT_FAILED;
+    if (blk_do(b, VBLK_T_IN, 0, (uintptr_t)sector, 512) != VBLK_S_OK) {
+        cprintf(TAG "blk-counter: reading the header failed\n");
+        return GUEST_EXIT_FAILED;
+    }
+    uint64_t n = sector[0] == COUNTER_MAGIC ? sector[1] + 1 : 1;
+    if (n >= b->capacity) {
+        cprintf(TAG "blk-counter: the disk is full (%lu boots)\n", (unsigned long)n);
+        return GUEST_EXIT_FAILED;
+    }
+    memset(sector, 0, 512);
+    sector[0] = COUNTER_MAGIC;
+    sector[1] = n;
+    uint8_t st = blk_do(b, VBLK_T_OUT, n, (uintptr_t)sector, 512);
+    if (st == VBLK_S_OK) st = blk_do(b, VBLK_T_OUT, 0, (uintptr_t)sector, 512);
+    if (st == VBLK_S_OK) st = blk_do(b, VBLK_T_FLUSH, 0, 0, 0);
+    if (st != VBLK_S_OK) {
+        cprintf(TAG "blk-counter: writing boot %lu failed with status %u\n", (unsigned long)n, st);
+        return GUEST_EXIT_FAILED;
+    }
+    cprintf(TAG "blk-counter: boot %lu flushed\n", (unsigned long)n);
+    return workload_finish(arg);
+}
+

@@ -71,11 +71,145 @@ static int cpu_run(const char *arg)
             __asm__ volatile("" : "+r"(x)); /* keep the loop */
         }
         iterations += 1024;
+        heartbeat();
     } while (rdtsc() < end);
     uint64_t us = tsc_to_us(rdtsc() - start);
     cprintf(TAG "cpu: %lu iterations in %lu ms (%lu per ms, %s TSC)\n", (unsigned long)iterations,
             (unsigned long)(us / 1000), (unsigned long)(us ? iterations * 1000 / us : 0),
             tsc_khz_estimated() ? "estimated" : "given");
+    return 0;
+}
+
+/* ------------------------------------------------------------ bursts:SECS */
+/* Latency-sensitive (issue 8's noisy-neighbour test): mostly idle through
+ * the idle port (the vCPU thread sleeps, as a halted vCPU does), waking hz=
+ * (200) times a second on a fixed schedule for a burst of burst_us= (300)
+ * microseconds of ALU work. Prints how late each wake-up was as the guest
+ * saw it (scheduled time to the first instruction after the idle), p50 and
+ * p99, every report_s= (10) seconds and at the end. */
+static uint64_t xorshift_block(uint64_t x)
+{
+    for (int i = 0; i < 1024; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        __asm__ volatile("" : "+r"(x));
+    }
+    return x;
+}
+
+static uint64_t opt_u64_or(const char *key, uint64_t def)
+{
+    char v[32];
+    uint64_t x;
+    return cmdline_get(key, v, sizeof v) && parse_u64(v, &x) ? x : def;
+}
+
+/* log2 buckets of microseconds: bucket i holds [2^(i-1), 2^i) us, 0 holds 0. */
+#define LATE_BUCKETS 32
+static uint64_t late_quantile_us(const uint64_t *h, uint64_t n, uint64_t permille)
+{
+    uint64_t want = n * permille / 1000, seen = 0;
+    for (unsigned i = 0; i < LATE_BUCKETS; i++) {
+        seen += h[i];
+        if (seen > want) return i ? 1ull << i : 0; /* the bucket's upper edge */
+    }
+    return 0;
+}
+
+static int bursts_run(const char *arg)
+{
+    uint64_t secs;
+    if (!number_arg("bursts", arg, 24ull * 3600, &secs)) return GUEST_EXIT_USAGE;
+    uint64_t hz = opt_u64_or("hz", 200), burst_us = opt_u64_or("burst_us", 300), report_s = opt_u64_or("report_s", 10);
+    if (hz == 0 || hz > 10000) hz = 200;
+    uint64_t period = us_to_tsc(1000000 / hz), burst = us_to_tsc(burst_us);
+    uint64_t start = rdtsc(), end = start + us_to_tsc(secs * 1000000), next = start + period, next_report = start;
+    uint64_t hist[LATE_BUCKETS] = {0}, n = 0, x = 88172645463325252ull, late_sum_us = 0;
+    cprintf(TAG "bursts: %lu Hz, %lu us bursts for %lu s\n", (unsigned long)hz, (unsigned long)burst_us, (unsigned long)secs);
+    while (next < end) {
+        uint64_t now = rdtsc();
+        if (now < next) idle_us((uint32_t)tsc_to_us(next - now));
+        now = rdtsc();
+        if (now < next) continue; /* woke early: sleep the rest */
+        uint64_t late = tsc_to_us(now - next);
+        unsigned b = 0;
+        while (b < LATE_BUCKETS - 1 && (1ull << b) <= late) b++;
+        hist[b]++;
+        n++;
+        late_sum_us += late;
+        while (rdtsc() - now < burst) x = xorshift_block(x);
+        next += period;
+        if (next < rdtsc()) next = rdtsc() + period; /* fell behind: do not burst back to back */
+        if (report_s && rdtsc() >= next_report) {
+            next_report += us_to_tsc(report_s * 1000000);
+            if (n > 1)
+                cprintf(TAG "bursts: t=%lu ms wakes %lu late p50 %lu us p99 %lu us\n",
+                        (unsigned long)(tsc_to_us(rdtsc() - start) / 1000), (unsigned long)n,
+                        (unsigned long)late_quantile_us(hist, n, 500), (unsigned long)late_quantile_us(hist, n, 990));
+        }
+    }
+    cprintf(TAG "bursts: done: %lu wakes, late mean %lu us p50 %lu us p99 %lu us (%lx)\n", (unsigned long)n,
+            (unsigned long)(n ? late_sum_us / n : 0), (unsigned long)late_quantile_us(hist, n, 500),
+            (unsigned long)late_quantile_us(hist, n, 990), (unsigned long)(x & 0xf));
+    return 0;
+}
+
+/* ------------------------------------------------------------ duty:SECS */
+/* A duty-cycled burner (issue 8's noisy-neighbour test): every period_ms=
+ * (10) it does a fixed amount of ALU work -- load= (45) percent of one
+ * period at the speed it measured at start (the best of 20 rounds of 1 ms,
+ * so a preempted round does not count) -- then idles until the next period.
+ * Work that overruns its period loses the periods it overran (no catching
+ * up), so its throughput (iterations per second) stays at its demand
+ * exactly as long as its host CPU has room for it, and drops as soon as it
+ * has not. Prints the cumulative iterations every report_s= (5) seconds
+ * ("duty: t=MS ms iterations N") and at the end. */
+static int duty_run(const char *arg)
+{
+    uint64_t secs;
+    if (!number_arg("duty", arg, 24ull * 3600, &secs)) return GUEST_EXIT_USAGE;
+    uint64_t period_ms = opt_u64_or("period_ms", 10), load = opt_u64_or("load", 45), report_s = opt_u64_or("report_s", 5);
+    if (period_ms == 0 || period_ms > 10000) period_ms = 10;
+    if (load == 0 || load > 100) load = 45;
+    uint64_t x = 88172645463325252ull, best = 0; /* blocks of 1024 per ms */
+    for (int round = 0; round < 20; round++) {
+        uint64_t t0 = rdtsc(), blocks = 0;
+        while (rdtsc() - t0 < us_to_tsc(1000)) {
+            x = xorshift_block(x);
+            blocks++;
+        }
+        if (blocks > best) best = blocks;
+        idle_us(1000);
+    }
+    uint64_t work = best * period_ms * load / 100; /* blocks per period */
+    if (work == 0) work = 1;
+    uint64_t period = us_to_tsc(period_ms * 1000), start = rdtsc(), end = start + us_to_tsc(secs * 1000000);
+    uint64_t next = start, next_report = start + us_to_tsc(report_s * 1000000), iterations = 0, missed = 0;
+    cprintf(TAG "duty: %lu%% of %lu ms periods: %lu iterations per period (%lu per ms measured)\n", (unsigned long)load,
+            (unsigned long)period_ms, (unsigned long)(work * 1024), (unsigned long)(best * 1024));
+    while (rdtsc() < end) {
+        for (uint64_t i = 0; i < work; i++) x = xorshift_block(x);
+        iterations += work * 1024;
+        next += period;
+        uint64_t now = rdtsc();
+        if (now >= next) { /* overran: the periods it overran are lost */
+            uint64_t lost = (now - next) / period + 1;
+            missed += lost;
+            next += lost * period;
+        }
+        if (report_s && now >= next_report) {
+            next_report += us_to_tsc(report_s * 1000000);
+            cprintf(TAG "duty: t=%lu ms iterations %lu missed %lu\n", (unsigned long)(tsc_to_us(now - start) / 1000),
+                    (unsigned long)iterations, (unsigned long)missed);
+        }
+        now = rdtsc();
+        if (now < next) idle_us((uint32_t)tsc_to_us(next - now));
+    }
+    uint64_t us = tsc_to_us(rdtsc() - start);
+    cprintf(TAG "duty: done: %lu iterations in %lu ms (%lu per ms), %lu periods missed (%lx)\n", (unsigned long)iterations,
+            (unsigned long)(us / 1000), (unsigned long)(us ? iterations * 1000 / us : 0), (unsigned long)missed,
+            (unsigned long)(x & 0xf));
     return 0;
 }
 
@@ -99,6 +233,7 @@ static int mem_run(const char *arg)
     for (uint64_t p = 0; p < pages; p++) {
         volatile uint64_t *w = (volatile uint64_t *)(uintptr_t)(start + p * PAGE_SIZE);
         for (unsigned i = 0; i < PAGE_SIZE / 8; i++) w[i] = mem_pattern((uintptr_t)&w[i], seed);
+        heartbeat();
     }
     for (uint64_t p = 0; p < pages; p++) {
         volatile uint64_t *w = (volatile uint64_t *)(uintptr_t)(start + p * PAGE_SIZE);
@@ -110,6 +245,7 @@ static int mem_run(const char *arg)
                 return GUEST_EXIT_FAILED;
             }
         }
+        heartbeat();
     }
     cprintf(TAG "mem: wrote and verified %lu MiB (%lu pages) at 0x%lx in %lu ms\n", (unsigned long)mib,
             (unsigned long)pages, (unsigned long)start, (unsigned long)(tsc_to_us(rdtsc() - t0) / 1000));
@@ -159,6 +295,45 @@ static int hang_run(const char *arg)
     return GUEST_EXIT_FAILED;
 }
 
+/* ------------------------------------------------------------ finishing */
+int workload_finish(const char *action)
+{
+    if (!action || !*action || !strcmp(action, "poweroff")) return 0;
+    if (!strcmp(action, "panic")) return panic_run(NULL);
+    if (!strcmp(action, "triple-fault")) return triple_fault_run(NULL);
+    if (!strcmp(action, "hang")) return hang_run(NULL);
+    if (action[0] == 'e' && action[1] == 'x' && action[2] == 'i' && action[3] == 't' && action[4] == ':')
+        return exit_run(action + 5);
+    cprintf(TAG "unknown finishing action '%s' (poweroff, panic, triple-fault, hang, exit:N)\n", action);
+    return GUEST_EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------ watchdog:FEEDS */
+/* The IB700 watchdog (ports 0x441/0x443): arm it with value 14 (2 s), feed
+ * it FEEDS times 500 ms apart, then stop feeding and idle (through vireo's
+ * idle port, so this is not a hang): vireo must stop the guest ~2 s later.
+ * FEEDS 0: arm, then disarm and idle 4 s: vireo must not stop it. */
+#define IB700_STOP 0x441
+#define IB700_START 0x443
+static int watchdog_run(const char *arg)
+{
+    uint64_t feeds;
+    if (!number_arg("watchdog", arg, 1000000, &feeds)) return GUEST_EXIT_USAGE;
+    outb(IB700_START, 14);
+    for (uint64_t i = 0; i < feeds; i++) {
+        idle_us(500000);
+        outb(IB700_START, 14);
+    }
+    if (feeds == 0) { /* disarm: the guest must then run on undisturbed */
+        outb(IB700_STOP, 0);
+        cprintf(TAG "watchdog: disarmed\n");
+        idle_us(4000000);
+        return 0;
+    }
+    cprintf(TAG "watchdog: fed %lu times; not any more\n", (unsigned long)feeds);
+    for (;;) idle_us(1000000);
+}
+
 /* ------------------------------------------------------------ pio-loop:N */
 static int pio_loop_run(const char *arg)
 {
@@ -184,13 +359,19 @@ static const struct workload workloads[] = {
     {"triple-fault", "triple-fault (ud2)", triple_fault_run, NULL, false},
     {"hang", "hang (spin forever, no exits)", hang_run, hang_secondary, false},
     {"pio-loop", "pio-loop:N (N writes to the null port)", pio_loop_run, NULL, true},
+    {"watchdog", "watchdog:FEEDS (arm the IB700 at 2 s, feed it FEEDS times, stop feeding; 0: disarm and idle 4 s)",
+     watchdog_run, NULL, true},
+    {"blk-counter", "blk-counter:THEN (virtio-blk: count this boot in a block, flush, then THEN: poweroff, panic, "
+                    "triple-fault, hang, exit:N)", blk_counter_run, NULL, false},
     {"blk-rw", "blk-rw (virtio-blk: write a pattern, flush, read back; sectors= start= seed= chunk= qd=)", blk_rw_run,
      NULL, false},
     {"blk-ro", "blk-ro (virtio-blk: expect RO and IOERR on write)", blk_ro_run, NULL, false},
     {"blk-randread", "blk-randread:SECONDS (4 KiB random reads; qd= bs=)", blk_randread_run, NULL, true},
     {"blk-seqread", "blk-seqread:SECONDS (1 MiB sequential reads; qd= bs=)", blk_seqread_run, NULL, true},
-    {"balloon", "balloon (virtio-balloon: follow the target, answer stats; secs= touch=MIB poll_us=)", balloon_run,
-     NULL, false},
+    {"balloon", "balloon (virtio-balloon: follow the target, answer stats; secs= touch=MIB poll_us= "
+                "phases=MIB:SECS,... rate=MIB/s)", balloon_run, NULL, false},
+    {"bursts", "bursts:SECS (latency-sensitive: idle, woken hz= times a second for burst_us=)", bursts_run, NULL, true},
+    {"duty", "duty:SECS (duty-cycled burner: load= % of each period_ms= as fixed work)", duty_run, NULL, true},
 };
 
 const struct workload *workload_find(const char *name)

@@ -218,14 +218,9 @@ void VirtioBalloon::handle_pages(unsigned q, bool inflate) {
     for (;;) {
         auto popped = vq.pop(chain_);
         if (!popped) {
-            if (is_ring_error(popped.error().error)) {
-                transport_->set_needs_reset(fmt::format("queue {}: {}", q, to_string(popped.error().error)));
-                return;
-            }
-            bump(counters_.bad_chains);
-            transport_->warn(fmt::format("{} queue: chain refused: {}", inflate ? "inflate" : "deflate",
-                                         to_string(popped.error().error)));
-            heads_.push_back(popped.error().head);
+            auto head = transport_->refuse(q, inflate ? "inflate" : "deflate", popped.error(), counters_.bad_chains);
+            if (!head) return;
+            heads_.push_back(*head);
             continue;
         }
         if (!*popped) break;
@@ -239,11 +234,18 @@ void VirtioBalloon::handle_pages(unsigned q, bool inflate) {
         // descriptors (and even within one number).
         uint8_t partial[4];
         unsigned have = 0;
+        uint32_t in_buffer = 0;
+        bool oversized = false;
         for (const auto& s : chain_.segments) {
+            if (oversized) break;
             for (uint8_t byte : s.host) {
                 partial[have++] = byte;
                 if (have < 4) continue;
                 have = 0;
+                if (++in_buffer > kMaxPagesPerBuffer) {
+                    oversized = true;
+                    break;
+                }
                 uint32_t pfn;
                 std::memcpy(&pfn, partial, 4);
                 if (!mem_.contains(uint64_t(pfn) << balloon::kPfnShift, balloon::kPageSize)) {
@@ -252,6 +254,11 @@ void VirtioBalloon::handle_pages(unsigned q, bool inflate) {
                 }
                 pfns_.push_back(pfn);
             }
+        }
+        if (oversized) {
+            bump(counters_.oversized_page_lists);
+            transport_->warn(fmt::format("{} queue: a buffer of more than {} page numbers; the rest are ignored (counted)",
+                                         inflate ? "inflate" : "deflate", kMaxPagesPerBuffer));
         }
     }
     if (heads_.empty()) return;
@@ -278,7 +285,13 @@ void VirtioBalloon::handle_pages(unsigned q, bool inflate) {
     } else {
         bump(counters_.deflated_pages, n);
         uint64_t held = counters_.balloon_pages.load(std::memory_order_relaxed);
-        counters_.balloon_pages.store(held > n ? held - n : 0, std::memory_order_relaxed);
+        uint64_t now_held = held > n ? held - n : 0;
+        counters_.balloon_pages.store(now_held, std::memory_order_relaxed);
+        // Below the target the host set: the guest needed them (deflate-on-OOM).
+        if (n > 0 && now_held < num_pages_) {
+            bump(counters_.deflate_on_oom_events);
+            bump(counters_.deflate_on_oom_pages, std::min<uint64_t>(n, num_pages_ - now_held));
+        }
     }
     for (uint16_t head : heads_) vq.push_used(head, 0);
     transport_->publish_used(q);
@@ -289,13 +302,9 @@ void VirtioBalloon::handle_stats(unsigned q) {
     for (;;) {
         auto popped = vq.pop(chain_);
         if (!popped) {
-            if (is_ring_error(popped.error().error)) {
-                transport_->set_needs_reset(fmt::format("queue {}: {}", q, to_string(popped.error().error)));
-                return;
-            }
-            bump(counters_.bad_chains);
-            transport_->warn(fmt::format("stats queue: chain refused: {}", to_string(popped.error().error)));
-            vq.push_used(popped.error().head, 0);
+            auto head = transport_->refuse(q, "stats", popped.error(), counters_.bad_chains);
+            if (!head) return;
+            vq.push_used(*head, 0);
             transport_->publish_used(q);
             continue;
         }
@@ -313,9 +322,16 @@ void VirtioBalloon::handle_stats(unsigned q) {
         uint8_t entry[10];
         unsigned have = 0;
         uint64_t unknown = 0;
+        uint32_t bytes = 0;
+        bool oversized = false;
         for (const auto& s : chain_.segments) {
             if (s.writable) continue;
+            if (oversized) break;
             for (uint8_t byte : s.host) {
+                if (bytes++ == kMaxStatsBytes) {
+                    oversized = true;
+                    break;
+                }
                 entry[have++] = byte;
                 if (have < sizeof entry) continue;
                 have = 0;
@@ -328,6 +344,10 @@ void VirtioBalloon::handle_stats(unsigned q) {
                 else
                     ++unknown;
             }
+        }
+        if (oversized) {
+            bump(counters_.oversized_stats);
+            transport_->warn(fmt::format("stats queue: a buffer over {} bytes; the rest is ignored (counted)", kMaxStatsBytes));
         }
         if (unknown) bump(counters_.unknown_stat_tags, unknown);
         bump(counters_.stats_updates);
@@ -365,13 +385,9 @@ void VirtioBalloon::handle_reporting(unsigned q) {
     for (;;) {
         auto popped = vq.pop(chain_);
         if (!popped) {
-            if (is_ring_error(popped.error().error)) {
-                transport_->set_needs_reset(fmt::format("queue {}: {}", q, to_string(popped.error().error)));
-                return;
-            }
-            bump(counters_.bad_chains);
-            transport_->warn(fmt::format("reporting queue: chain refused: {}", to_string(popped.error().error)));
-            vq.push_used(popped.error().head, 0);
+            auto head = transport_->refuse(q, "reporting", popped.error(), counters_.bad_chains);
+            if (!head) return;
+            vq.push_used(*head, 0);
             pushed = true;
             continue;
         }

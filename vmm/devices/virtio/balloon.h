@@ -86,11 +86,28 @@ struct VirtioBalloonCounters {
     std::atomic<uint64_t> unknown_stat_tags{0};
     std::atomic<uint64_t> bad_chains{0};
     std::atomic<uint64_t> target_changes{0};
+    // Deflate-on-OOM (issue 8): the guest took back pages the host had not
+    // released -- a deflate that left the balloon below its target. Counted
+    // once per deflate batch (events) and per page below the target.
+    std::atomic<uint64_t> deflate_on_oom_events{0};
+    std::atomic<uint64_t> deflate_on_oom_pages{0};
+    // Limits (issue 9), each hit counted: a page-list buffer carries at most
+    // kMaxPagesPerBuffer page numbers (the rest are ignored), a stats buffer
+    // at most kMaxStatsBytes (the rest ignored).
+    std::atomic<uint64_t> oversized_page_lists{0};
+    std::atomic<uint64_t> oversized_stats{0};
 };
 
 class VirtioBalloon final : public VirtioDevice {
 public:
     static constexpr uint16_t kQueueSize = 256;
+    // Linux sends 256 page numbers per buffer (VIRTIO_BALLOON_ARRAY_PFNS_MAX)
+    // and ~16 stats; without these bounds one descriptor over all of guest
+    // RAM would make the host hold 2 bytes per guest byte and walk it all.
+    // With them one batch of page lists costs at most kQueueSize x 4096 x 8
+    // bytes = 8 MiB, kept for reuse.
+    static constexpr uint32_t kMaxPagesPerBuffer = 4096;
+    static constexpr uint32_t kMaxStatsBytes = 4096;
 
     VirtioBalloon(const GuestMemory& mem, BalloonConfig config, IoThread& io);
 

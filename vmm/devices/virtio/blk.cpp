@@ -138,16 +138,11 @@ void VirtioBlk::process_queue(unsigned q) {
             }
             auto popped = vq.pop(chain_);
             if (!popped) {
-                if (is_ring_error(popped.error().error)) {
-                    transport_->set_needs_reset(fmt::format("queue {}: {}", q, to_string(popped.error().error)));
-                    return;
-                }
                 // A malformed chain fails that request: its head goes back
                 // with nothing written (there is no trustworthy status byte).
-                bump(counters_.bad_chains);
-                transport_->warn(fmt::format("queue {}: chain at head {} refused: {}", q, popped.error().head,
-                                             to_string(popped.error().error)));
-                vq.push_used(popped.error().head, 0);
+                auto head = transport_->refuse(q, fmt::format("request {}", q), popped.error(), counters_.bad_chains);
+                if (!head) return;
+                vq.push_used(*head, 0);
                 pushed = true;
                 continue;
             }

@@ -10,10 +10,14 @@
 // device starts by itself, such as an I/O completion or a timer).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string_view>
+
+#include <fmt/format.h>
 
 #include "vmm/devices/virtio/virtqueue.h"
 
@@ -37,6 +41,22 @@ public:
     virtual std::unique_lock<std::mutex> lock() = 0;
     // A counted, rate-limited warning line "virtio-NAME: ...".
     virtual void warn(std::string_view what) = 0;
+
+    // What every device does when VirtQueue::pop() fails. A broken ring
+    // (is_ring_error) makes the whole queue untrustworthy: the device needs
+    // a reset, asked for here, and the caller stops (nullopt). A refused
+    // chain is only that request's fault: counted in `refused`, warned
+    // about, and its head returned for the caller to give back unwritten.
+    std::optional<uint16_t> refuse(unsigned q, std::string_view queue_name, const PopError& e,
+                                   std::atomic<uint64_t>& refused) {
+        if (is_ring_error(e.error)) {
+            set_needs_reset(fmt::format("queue {}: {}", q, to_string(e.error)));
+            return std::nullopt;
+        }
+        refused.fetch_add(1, std::memory_order_relaxed);
+        warn(fmt::format("{} queue: chain at head {} refused: {}", queue_name, e.head, to_string(e.error)));
+        return e.head;
+    }
 };
 
 class VirtioDevice {

@@ -160,10 +160,11 @@ void VirtioDevices::print_stats() const {
         const auto& c = balloon_->counters();
         log_info("stats: virtio-balloon: target {} pages, guest holds {}; inflated {} deflated {} (held now {}), "
                  "discarded {} bytes in {} ms, refused page numbers {}, discard failures {}, reported ranges {} ({} bytes), "
-                 "stats updates {}, unknown stat tags {}, bad chains {}",
+                 "stats updates {}, unknown stat tags {}, bad chains {}, oversized page lists {}, oversized stats {}",
                  balloon_->target_pages(), balloon_->actual_pages(), v(c.inflated_pages), v(c.deflated_pages),
                  v(c.balloon_pages), v(c.discarded_bytes), v(c.discard_ns) / 1000000, v(c.refused_pfns), v(c.discard_failures),
-                 v(c.reported_ranges), v(c.reported_bytes), v(c.stats_updates), v(c.unknown_stat_tags), v(c.bad_chains));
+                 v(c.reported_ranges), v(c.reported_bytes), v(c.stats_updates), v(c.unknown_stat_tags), v(c.bad_chains),
+                 v(c.oversized_page_lists), v(c.oversized_stats));
         if (auto s = balloon_->latest_stats()) {
             std::string line;
             for (unsigned t = 0; t < balloon::kStatTags; ++t)

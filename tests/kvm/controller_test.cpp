@@ -1,0 +1,272 @@
+// The learned controller live (issue 8), on this host's /dev/kvm with test
+// guests. These take minutes (about 5.5 in all) and run in `make test`.
+//
+// GivingBackIsNeverLimited (in-process, seconds): a controller action that
+// lowers a balloon target is exempt from balloon_interval_s and
+// balloon_step_percent; one that raises it is not.
+//
+// MemoryReclaimAndGiveBack (~3.5 min): one guest of 1 GiB in `auto`, its
+// balloon driver (the test guest's `balloon` workload) answering stats every
+// second. It uses 384 MiB (plus ~2 MiB outside its pool), so ~638 MiB are
+// unused; 75 % of that is ~479 MiB, which at the hard limits of 5 % of RAM
+// (51 MiB) per 10 s takes 10 steps, ~100 s -- so 2 minutes are enough only
+// if reclaim starts early: the balloon policy's warm-up (300 s by default,
+// agent/balloon_policy.h) is set to 10 s here with `controller.
+// balloon_warmup_s`. The policy's own target, RAM - estimate - 10 % free
+// floor, is ~525 MiB, 82 % of the unused memory. Then the guest grows to 640
+// MiB at 4 MiB/s (80 % of the 5.1 MiB/s the limits let the balloon give back
+// at): the controller must return memory before any allocation fails. A
+// failed allocation is a page the guest needed while the balloon held it
+// (tests/guests/testguest/virtio_balloon.c); the guest then takes it back by
+// deflate-on-OOM, which vireo counts -- both counts must stay 0.
+//
+// NoisyNeighbour (~2.5 min): on the 2 host CPUs, a latency-sensitive guest
+// (`bursts`: idle, woken 200 times a second for 300 us of work) beside two
+// duty-cycled burners (`duty`: each does 45 % of one CPU's worth of fixed
+// work every 10 ms, then idles; 90 % of one CPU together). Without pinning
+// the kernel spreads the three vCPUs over both CPUs, so the LS vCPU's
+// wake-ups often find a burner running and wait on the run queue. Both
+// burners fit on one CPU, so a placement exists that keeps the LS vCPU
+// alone and the burners' throughput whole: a burner's throughput is the
+// work it completes per second, equal to its demand as long as its CPU has
+// room and lower as soon as it has not (overrun periods are lost, never
+// made up). Phase A: controller off (no pinning), 30 s measured. Phase B:
+// `auto`; once the pinning has settled, 30 s measured. Checks (the issue's):
+// p99 run-queue wait of the LS vCPU, from the eBPF run-queue histogram over
+// each window, >= 30 % lower in B; each burner's throughput in B within 10 %
+// of A. This host is shared (other builds run on the same 2 CPUs), so the
+// numbers are printed whatever the outcome.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+
+#include "tests/kvm/host_fixture.h"
+#include "vireo/telemetry.h"
+#include "vmm/guest_config.h"
+#include "vmm/host.h"
+#include "vmm/metrics/log2_hist.h"
+
+namespace vireo::test {
+namespace {
+
+// ------------------------------------------------------------ in-process
+TEST(ControllerLimits, GivingBackIsNeverLimited) {
+    for (const auto& why : {kvm_unavailable_reason(), missing_file_reason(testguest_binary())})
+        if (!why.empty()) GTEST_SKIP() << why;
+    json cfg{{"control", "none"},
+             {"controller", {{"mode", "auto"}, {"limits", {{"balloon_step_percent", 5}, {"balloon_interval_s", 3600}}}}},
+             {"guests",
+              {{{"name", "g"},
+                {"kernel", testguest_binary()},
+                {"cmdline", "workload=balloon poll_us=10000"},
+                {"mem", "256M"},
+                {"probes", "off"},
+                {"console", "none"},
+                {"balloon", "stats=1"}}}}};
+    auto hc = parse_host_config(cfg.dump(), "test");
+    ASSERT_TRUE(hc) << hc.error();
+    auto host = vireo::Host::create(std::move(*hc));
+    ASSERT_TRUE(host) << host.error().message;
+    vireo::Host& h = **host;
+    const Origin ctl{ActionSource::Controller, "test", "limits test"}, admin{ActionSource::Admin, "test", "limits test"};
+    auto target = [&](uint64_t mib, const Origin& o) { return h.apply(Action{"g", action::BalloonTarget{mib << 20}}, o); };
+
+    EXPECT_EQ(target(12, ctl).outcome, Outcome::Applied) << "one reclaim step of <= 5 %";
+    auto again = target(24, ctl);
+    ASSERT_EQ(again.outcome, Outcome::Refused) << "a second reclaim within balloon_interval_s";
+    EXPECT_NE(again.error->message.find("balloon_interval_s"), std::string::npos) << again.error->message;
+    EXPECT_EQ(target(4, ctl).outcome, Outcome::Applied) << "giving back within the interval";
+
+    // An administrator's big target, then the lever released: the
+    // controller gives all of it back in one action, far over the 5 % step.
+    EXPECT_EQ(target(150, admin).outcome, Outcome::Applied);
+    EXPECT_EQ(h.apply(Action{"g", action::GuestControlSet{GuestControl{}}}, admin).outcome, Outcome::Applied);
+    EXPECT_EQ(target(0, ctl).outcome, Outcome::Applied) << "giving back 150 MiB at once";
+    EXPECT_EQ(h.find("g")->balloon_target(), 0u);
+    auto big = target(100, ctl);
+    EXPECT_EQ(big.outcome, Outcome::Refused) << "reclaim stays limited";
+    EXPECT_GE(h.limit_hits().at("balloon_interval_s"), 1u);
+}
+
+// ------------------------------------------------------------ live
+class ControllerLive : public HostFixture {
+protected:
+    void start_with(json controller, json guests) {
+        json config{{"control", sock_}, {"controller", std::move(controller)}, {"guests", std::move(guests)}};
+        std::ofstream(dir_ + "/host.json") << config.dump(2);
+        proc_ = std::make_unique<VireoProcess>(std::vector<std::string>{"host", "--config", dir_ + "/host.json"});
+        for (int i = 0; i < 200; ++i) {
+            if (auto c = ControlClient::connect(sock_))
+                if (auto r = c->call({{"request", "info"}}); r && r->contains("result")) return;
+            if (proc_->wait(50ms)) break;
+        }
+        FAIL() << "vireo host did not come up: " << proc_->finish(5s).describe();
+    }
+    std::string console(const std::string& guest) {
+        std::ifstream f(dir_ + "/" + guest + ".log");
+        return std::string((std::istreambuf_iterator<char>(f)), {});
+    }
+    json console_guest(const std::string& name, const std::string& workload, json extra = json::object()) {
+        json g = guest(name, workload, std::move(extra));
+        g["console"] = "file:" + dir_ + "/" + name + ".log";
+        return g;
+    }
+    std::string decisions_text() { return ctl("decisions --limit 40"); }
+};
+
+TEST_F(ControllerLive, MemoryReclaimAndGiveBack) {
+    const uint64_t ram = 1024ull << 20;
+    start_with({{"mode", "auto"}, {"balloon_warmup_s", 10}},
+               json::array({console_guest("m", "balloon phases=384:125,640:600 rate=4 poll_us=10000",
+                                          {{"mem", "1G"}, {"balloon", "deflate-on-oom,stats=1"}})}));
+    if (HasFatalFailure()) return;
+    PipeDrainer drain(*proc_);
+    auto t0 = std::chrono::steady_clock::now();
+    auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+
+    struct Sample {
+        double t;
+        uint64_t actual, used, oom;
+    };
+    auto sample = [&]() -> std::optional<Sample> {
+        json b = result({{"request", "balloon"}, {"guest", "m"}})["balloon"];
+        if (!b["stats"].is_object() || !b["stats"]["available"].is_number()) return std::nullopt;
+        uint64_t actual = b["actual_bytes"], total = b["stats"]["total"], avail = b["stats"]["available"];
+        uint64_t used = total > avail + actual ? total - avail - actual : 0;
+        return Sample{since(), actual, used, b["counters"]["deflate_on_oom_events"].get<uint64_t>()};
+    };
+
+    // Part 1: reclaim >= 75 % of the unused memory within 2 minutes.
+    std::optional<Sample> reached, last;
+    uint64_t oom = 0;
+    while (since() < 121) {
+        if (auto s = sample()) {
+            last = s;
+            oom = std::max(oom, s->oom);
+            if (!reached && s->actual * 4 >= (ram - s->used) * 3) reached = s;
+        }
+        std::this_thread::sleep_for(1s);
+    }
+    ASSERT_TRUE(last) << "no balloon stats from the guest";
+    double unused = double(ram - last->used), floor = 0.10 * double(ram);
+    std::cout << fmt::format("[ memory ] at {:.0f} s: balloon {} MiB of {} MiB unused ({:.0f} %; {:.0f} % of the unused memory "
+                             "above the 10 % free floor); 75 % first reached at {}\n",
+                             last->t, last->actual >> 20, uint64_t(unused) >> 20, 100.0 * double(last->actual) / unused,
+                             100.0 * double(last->actual) / (unused - floor),
+                             reached ? fmt::format("{:.0f} s", reached->t) : std::string("never"));
+    EXPECT_TRUE(reached) << "the controller reclaimed " << (last->actual >> 20) << " MiB of " << (uint64_t(unused) >> 20)
+                         << " MiB unused in 2 minutes\n"
+                         << decisions_text();
+    EXPECT_EQ(oom, 0u) << "deflate-on-OOM during reclaim";
+
+    // Part 2: the guest grows to 640 MiB at 4 MiB/s; memory must come back first.
+    std::smatch m;
+    static const std::regex grown(R"(phase 2/2: using 640 MiB after (\d+) ms, failed allocations (\d+))");
+    std::string text;
+    while (since() < 215 && !std::regex_search(text = console("m"), m, grown)) {
+        if (auto s = sample()) {
+            last = s;
+            oom = std::max(oom, s->oom);
+        }
+        std::this_thread::sleep_for(1s);
+    }
+    ASSERT_TRUE(std::regex_search(text, m, grown)) << "the guest did not reach 640 MiB:\n" << text << "\n" << decisions_text();
+    std::this_thread::sleep_for(2s);
+    if (auto s = sample()) last = s, oom = std::max(oom, s->oom);
+    static const std::regex any_failed(R"(failed allocations (\d+))");
+    uint64_t failed = 0;
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), any_failed); it != std::sregex_iterator(); ++it)
+        failed = std::max<uint64_t>(failed, std::stoull((*it)[1]));
+    std::cout << fmt::format("[ memory ] growth to 640 MiB took {} ms; balloon now {} MiB; failed allocations {}, "
+                             "deflate-on-OOM events {}\n",
+                             m[1].str(), last->actual >> 20, failed, oom);
+    EXPECT_EQ(failed, 0u) << text;
+    EXPECT_EQ(oom, 0u);
+    EXPECT_LE(last->actual + (640ull << 20), ram) << "the balloon still holds memory the guest uses";
+}
+
+// The LS vCPU's run-queue histogram, and a burner's last progress line.
+struct Window {
+    vireo_hist runq{};
+    std::map<std::string, std::pair<uint64_t, uint64_t>> burner;  // name -> (guest ms, iterations)
+};
+
+TEST_F(ControllerLive, NoisyNeighbour) {
+    json duty = {{"probes", "auto"}};
+    start_with({{"mode", "off"}},
+               json::array({console_guest("ls", "bursts:600 hz=200 burst_us=300", {{"probes", "auto"}}),
+                            console_guest("b1", "duty:600 load=45 period_ms=10 report_s=1", duty),
+                            console_guest("b2", "duty:600 load=45 period_ms=10 report_s=1", duty)}));
+    if (HasFatalFailure()) return;
+    PipeDrainer drain(*proc_);
+    json v = result({{"request", "metrics"}, {"guest", "ls"}})["guests"][0]["vcpus"][0];
+    if (!v["runq_wait"].is_object())
+        GTEST_SKIP() << "no eBPF run-queue telemetry (BPF rights or tp_btf/sched_switch missing): " << v.dump();
+
+    auto window = [&] {
+        Window w;
+        json lv = result({{"request", "metrics"}, {"guest", "ls"}})["guests"][0]["vcpus"][0];
+        const json& b = lv["runq_wait"]["buckets"];
+        for (size_t i = 0; i < b.size() && i < VIREO_HIST_BUCKETS; ++i) w.runq.bucket[i] = b[i];
+        static const std::regex line(R"(duty: t=(\d+) ms iterations (\d+))");
+        for (const char* name : {"b1", "b2"}) {
+            std::string text = console(name);
+            for (auto it = std::sregex_iterator(text.begin(), text.end(), line); it != std::sregex_iterator(); ++it)
+                w.burner[name] = {std::stoull((*it)[1]), std::stoull((*it)[2])};
+        }
+        return w;
+    };
+    auto p99 = [](const Window& a, const Window& b) {
+        vireo_hist d{};
+        for (size_t i = 0; i < VIREO_HIST_BUCKETS; ++i) d.bucket[i] = b.runq.bucket[i] - a.runq.bucket[i];
+        return hist_quantile_ns(d, 0.99).value_or(0);
+    };
+    auto rate = [](const Window& a, const Window& b, const std::string& name) {
+        auto [t0, i0] = a.burner.at(name);
+        auto [t1, i1] = b.burner.at(name);
+        return t1 > t0 ? double(i1 - i0) / double(t1 - t0) : 0.0;
+    };
+    auto pins = [&] {
+        std::string s;
+        for (const char* g : {"ls", "b1", "b2"}) s += fmt::format("{}:{} ", g, result({{"request", "vcpus"}, {"guest", g}})["vcpus"][0]["pinned"].dump());
+        return s;
+    };
+
+    // Phase A: no pinning.
+    std::this_thread::sleep_for(8s);
+    Window a0 = window();
+    std::this_thread::sleep_for(30s);
+    Window a1 = window();
+    ASSERT_TRUE(a0.burner.size() == 2 && a1.burner.size() == 2) << console("b1") << console("b2");
+
+    // Phase B: the controller places the vCPUs; measure once the placement has settled.
+    result({{"request", "controller"}, {"mode", "auto"}});
+    auto t_on = std::chrono::steady_clock::now();
+    std::string placed = pins(), last_change_pins = placed;
+    auto last_change = t_on;
+    while (std::chrono::steady_clock::now() - t_on < 80s) {
+        std::this_thread::sleep_for(2s);
+        std::string now = pins();
+        if (now != last_change_pins) last_change_pins = now, last_change = std::chrono::steady_clock::now();
+        if (now.find('"') != std::string::npos && std::chrono::steady_clock::now() - last_change >= 12s) break;
+    }
+    Window b0 = window();
+    std::this_thread::sleep_for(30s);
+    Window b1 = window();
+    std::string final_pins = pins();
+
+    uint64_t p99_a = p99(a0, a1), p99_b = p99(b0, b1);
+    double r1 = rate(b0, b1, "b1") / rate(a0, a1, "b1"), r2 = rate(b0, b1, "b2") / rate(a0, a1, "b2");
+    double reduction = p99_a ? 1.0 - double(p99_b) / double(p99_a) : 0.0;
+    std::cout << fmt::format("[ noisy  ] LS run-queue wait p99: no pinning {:.0f} us, controller {:.0f} us ({:+.0f} %); "
+                             "burner throughput B/A: b1 {:.3f}, b2 {:.3f}; pinning: {}\n",
+                             double(p99_a) / 1e3, double(p99_b) / 1e3, -reduction * 100, r1, r2, final_pins);
+    EXPECT_NE(final_pins.find('"'), std::string::npos) << "the controller pinned nothing\n" << decisions_text();
+    EXPECT_GE(reduction, 0.30) << "p99 " << p99_a << " ns -> " << p99_b << " ns\n" << decisions_text();
+    EXPECT_NEAR(r1, 1.0, 0.10);
+    EXPECT_NEAR(r2, 1.0, 0.10);
+}
+
+}  // namespace
+}  // namespace vireo::test

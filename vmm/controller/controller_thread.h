@@ -1,0 +1,77 @@
+// The learned controller's thread in vireo (issue 8): every tick it
+// gathers a snapshot (agent/snapshot.h), runs agent::Controller::tick, and
+// submits each decision through the host's actuator -- the same door as the
+// control socket, so apply() checks mode, held levers and limits again,
+// logs the decision (inputs, prediction and reason in Origin.reason) and
+// publishes it as an `action` event.
+//
+// Threads and handoffs. Host state lives on the host's loop thread, so the
+// snapshot is gathered there: the controller posts a task that copies what
+// it needs (gather_from_host) into a mailbox -- a mutex and a condition
+// variable, one slot -- and waits for it, then reads /proc itself
+// (SnapshotBuilder::complete). The issue suggests a TBB concurrent queue
+// here; vireo is linked fully static and Debian has no static TBB
+// (agent/tbb_executor.h), and a one-slot handoff per second needs no more.
+// Decisions go back through Host::submit (a posted task per action).
+//
+// Cheap when off: the posted task only looks at the modes, and a tick with
+// every guest off reads nothing else and runs no model. Stopped (joined)
+// first thing in ~Host; a tick waiting on the loop gives up when stopped.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "agent/balloon_policy.h"
+#include "agent/pinning_policy.h"
+
+namespace vireo {
+
+class Host;
+
+namespace controller {
+
+struct ControllerOptions {
+    std::chrono::milliseconds tick{1000};
+    agent::BalloonPolicyParams balloon;
+    agent::PinningPolicyParams pinning;
+};
+
+struct TickCost {
+    uint64_t ticks = 0;       // ticks that ran the models
+    uint64_t decisions = 0;
+    uint64_t total_ns = 0;    // in Controller::tick
+    uint64_t max_ns = 0;
+    uint64_t gather_ns = 0;   // snapshot (loop + /proc), total
+};
+
+class ControllerThread {
+public:
+    ControllerThread(Host& host, ControllerOptions options);
+    ~ControllerThread();  // stop()
+    ControllerThread(const ControllerThread&) = delete;
+    ControllerThread& operator=(const ControllerThread&) = delete;
+
+    // Wakes the thread and joins it; idempotent.
+    void stop();
+
+private:
+    void run();
+    void loop();
+    bool sleep_for(std::chrono::nanoseconds d);  // false: stopping
+
+    Host& host_;
+    ControllerOptions options_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool stopping_ = false;
+    TickCost cost_;
+    std::thread thread_;
+};
+
+}  // namespace controller
+}  // namespace vireo
