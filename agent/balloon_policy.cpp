@@ -75,19 +75,26 @@ void BalloonPolicy::propose(const Features& f, const PolicyScope& scope, std::ve
         uint64_t max_target = ram > hard_floor ? ram - hard_floor : 0;
         uint64_t free_floor = std::max({params_.free_floor_min_bytes, uint64_t(params_.free_floor_fraction * double(ram)),
                                         uint64_t(params_.growth_headroom_factor * s.growth_max_bytes)});
+        // Giving back is not limited (apply() exempts it): at once, and as
+        // much as the guest needs to have its free floor available again --
+        // at least one step, since pressure says the estimate was short.
+        uint64_t shortfall = 0;
+        if (gf.available_bytes && *gf.available_bytes < free_floor) shortfall = free_floor - *gf.available_bytes;
         auto give_back = [&](std::string why) {
-            if (target == 0 || step == 0) return;
-            uint64_t next = target > step ? target - step : 0;
+            if (target == 0) return;
+            uint64_t need = std::max(step, shortfall);
+            uint64_t next = target > need ? target - need : 0;
             out.push_back({i, action::BalloonTarget{next}, std::move(why),
-                           strfmt("the guest gets %.0f MiB back now (%.0f MiB usable), more every interval until it stops",
-                                  mib(target - next), mib(ram - next))});
+                           strfmt("the guest gets %.0f MiB back now (%.0f MiB usable, its free floor %.0f MiB available "
+                                  "again), more at once if it stays short",
+                                  mib(target - next), mib(ram - next), mib(free_floor))});
         };
         // Give back first: these need no estimate and wait for nothing.
         if (s.pressure_now) {
             give_back("pressure: " + s.pressure_why);
             continue;
         }
-        if (gf.available_bytes && *gf.available_bytes < free_floor && host_relaxed) {
+        if (shortfall > 0 && host_relaxed) {
             give_back(strfmt("guest low: %.0f MiB available < floor %.0f MiB, host has memory to spare (memory PSI %.1f)",
                              mib(*gf.available_bytes), mib(free_floor), f.host.pressure.memory_some_avg10));
             continue;
@@ -102,7 +109,7 @@ void BalloonPolicy::propose(const Features& f, const PolicyScope& scope, std::ve
         uint64_t deadband = std::max<uint64_t>(uint64_t(params_.deadband_fraction * double(ram)), 1);
         if (desired > target && (!warm || !cooled)) continue;  // reclaim only with history and calm
         if ((desired > target ? desired - target : target - desired) < deadband) continue;
-        uint64_t next = desired > target ? std::min(desired, target + step) : std::max(desired, target > step ? target - step : 0);
+        uint64_t next = desired > target ? std::min(desired, target + step) : desired;  // returning: all at once
         const auto& m = s.ensemble->member(s.ensemble->best());
         std::string model = strfmt("estimator %zu/%zu (half-life %.0f s, p%.1f, +%.0f %%)", s.ensemble->best() + 1,
                                    s.ensemble->size(), m.params().half_life_s, m.params().percentile * 100,

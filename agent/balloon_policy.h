@@ -4,14 +4,17 @@
 //
 //   target = guest RAM - estimate - free floor
 //
-// moved at most one limit step (5 % of RAM) at a time and not more often
-// than the limit interval (10 s) -- the controller enforces both for every
-// policy, this one plans with them. Memory goes back at the next allowed
-// step when the guest shows pressure (major faults, swap-in), had a
-// deflate-on-OOM, or runs low while the host has memory to spare; after
-// pressure it does not reclaim again for a while. The floor grows with the
-// fastest rise of use the guest has shown: memory must be back before a
-// rise like that runs the guest out. When the host itself is
+// Reclaim moves at most one limit step (5 % of RAM) at a time and not more
+// often than the limit interval (10 s) -- the controller enforces both for
+// every policy, this one plans with them. Giving back is not limited (issue
+// 8; apply() and the controller exempt it): memory goes back at once,
+// sized to the need, when the guest shows pressure (major faults, swap-in)
+// or had a deflate-on-OOM (at least one step, or what restores its free
+// floor if more), or runs low while the host has memory to spare (what
+// restores the floor), or when its estimated need rises (straight to the
+// new target); after pressure it does not reclaim again for a while. The
+// floor grows with the fastest rise of use the guest has shown: memory must
+// be back before a rise like that runs the guest out. When the host itself is
 // short (memory PSI, little MemAvailable) the floor shrinks: reclaim harder.
 #pragma once
 
@@ -39,8 +42,9 @@ struct BalloonPolicyParams {
     double host_psi_low = 1.0;                 // below: the host can give memory back
     double host_short_floor_scale = 0.5;       // the free floor when the host is short
     double deadband_fraction = 0.01;           // of RAM: smaller changes are not worth an action
-    // Growth headroom: the balloon needs time to give memory back (one step
-    // per interval), so the free floor also covers the fastest rise of use
+    // Growth headroom: memory comes back only once the signals show the need
+    // (the estimate lags use, the device deflates at its own pace), so the
+    // free floor also covers the fastest rise of use
     // seen over growth_window_s, remembered with growth_half_life_s.
     double growth_window_s = 30;
     double growth_half_life_s = 3600;

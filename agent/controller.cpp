@@ -68,7 +68,7 @@ bool Controller::bound(const Features& f, const Proposal& p, GuestLimits& lim, D
 
     if (auto* b = std::get_if<action::BalloonTarget>(&p.body)) {
         if (!g.balloon) return false;
-        uint64_t cur = g.balloon->target_bytes, next = b->bytes;
+        uint64_t cur = lim.pending_targets.empty() ? g.balloon->target_bytes : lim.pending_targets.back(), next = b->bytes;
         uint64_t floor = limits.balloon_floor_mib << 20;
         uint64_t max_target = g.ram_bytes > floor ? g.ram_bytes - floor : 0;
         if (next > max_target) {
@@ -76,20 +76,26 @@ bool Controller::bound(const Features& f, const Proposal& p, GuestLimits& lim, D
             d.reason += strfmt(" [capped to leave the %llu MiB floor]", (unsigned long long)limits.balloon_floor_mib);
             ++counters_.clamped_by_floor;
         }
-        uint64_t step = g.ram_bytes * limits.balloon_step_percent / 100;
-        if ((next > cur ? next - cur : cur - next) > step) {
-            next = next > cur ? cur + step : cur - step;
-            d.reason += strfmt(" [cut to the %u %% step]", limits.balloon_step_percent);
-            ++counters_.clamped_by_step;
-        }
         if (next == cur) return false;
-        if (lim.balloon_changed && now - lim.last_balloon_change_ns < uint64_t(limits.balloon_interval_s) * 1'000'000'000ull) {
-            ++counters_.deferred_by_interval;
-            return false;
+        // Giving memory back is never limited (issue 8; apply() exempts it
+        // too): it goes at once and whole. Reclaim is paced by the step and
+        // the interval, which a give-back restarts as apply() does.
+        if (next > cur) {
+            uint64_t step = g.ram_bytes * limits.balloon_step_percent / 100;
+            if (next - cur > step) {
+                next = cur + step;
+                d.reason += strfmt(" [cut to the %u %% step]", limits.balloon_step_percent);
+                ++counters_.clamped_by_step;
+            }
+            if (next == cur) return false;
+            if (lim.balloon_changed && now - lim.last_balloon_change_ns < uint64_t(limits.balloon_interval_s) * 1'000'000'000ull) {
+                ++counters_.deferred_by_interval;
+                return false;
+            }
         }
         lim.balloon_changed = true;
         lim.last_balloon_change_ns = now;
-        lim.last_target_proposed = next;
+        lim.pending_targets.push_back(next);
         d.action.body = action::BalloonTarget{next};
         d.policy = std::string(memory_->name());
         d.inputs = memory_inputs(f, gf);
@@ -142,16 +148,23 @@ Decisions Controller::tick(const Snapshot& snapshot) {
         if (lim.last_seen_ns == 0 || lim.last_pin_ns.size() != g.vcpus.size()) {
             lim = GuestLimits{};
             lim.last_pin_ns.assign(g.vcpus.size(), 0);
-            if (g.balloon) lim.last_target_seen = lim.last_target_proposed = g.balloon->target_bytes;
+            if (g.balloon) lim.last_target_seen = g.balloon->target_bytes;
         }
         // A target we did not set (an administrator's) restarts the interval, as apply() counts it.
         if (g.balloon && g.balloon->target_bytes != lim.last_target_seen) {
-            if (g.balloon->target_bytes != lim.last_target_proposed) {
+            auto ours = std::find(lim.pending_targets.begin(), lim.pending_targets.end(), g.balloon->target_bytes);
+            if (ours == lim.pending_targets.end()) {
                 lim.balloon_changed = true;
                 lim.last_balloon_change_ns = snapshot.timestamp_ns;
+                lim.pending_targets.clear();
+            } else {
+                lim.pending_targets.erase(lim.pending_targets.begin(), ours + 1);  // applied in order
             }
             lim.last_target_seen = g.balloon->target_bytes;
         }
+        // Refused or advised (not seen in time), or no balloon any more: no longer pending.
+        constexpr uint64_t kPendingNs = 5'000'000'000ull;
+        if (!g.balloon || snapshot.timestamp_ns - lim.last_balloon_change_ns > kPendingNs) lim.pending_targets.clear();
         lim.last_seen_ns = std::max<uint64_t>(snapshot.timestamp_ns, 1);
         lims[i] = &lim;
     }

@@ -5,8 +5,9 @@
 //            -> the CPU and memory policies propose
 //            -> the rules every policy obeys: the guest's mode (off: nothing;
 //               advise: decisions marked advisory), held levers (nothing on
-//               that lever of that guest), the hard limits (balloon step,
-//               interval and floor; pin interval)
+//               that lever of that guest), the hard limits (balloon step
+//               and interval for reclaim -- giving memory back is exempt,
+//               as in apply() --, floor; pin interval)
 //            -> decisions, each with its reason, prediction and inputs.
 //
 // It applies nothing: the caller submits each decision's action with its
@@ -48,7 +49,7 @@ struct ControllerCounters {
     uint64_t advisory = 0;
     uint64_t held_or_off = 0;     // proposals dropped: the guest is off or the lever is held
     uint64_t deferred_by_interval = 0;  // balloon_interval_s / pin_interval_s not yet passed
-    uint64_t clamped_by_step = 0;       // cut to balloon_step_percent
+    uint64_t clamped_by_step = 0;       // reclaim cut to balloon_step_percent
     uint64_t clamped_by_floor = 0;      // cut to leave balloon_floor_mib
 };
 
@@ -70,7 +71,12 @@ private:
         uint64_t last_balloon_change_ns = 0;
         bool balloon_changed = false;
         uint64_t last_target_seen = 0;
-        uint64_t last_target_proposed = 0;
+        // Our targets proposed but not yet seen in a snapshot (actions take
+        // a moment), oldest first: the last is what the next proposal is
+        // measured against, so a second give-back from the stale target does
+        // not turn into a reclaim. A target seen that is none of them is
+        // someone else's.
+        std::vector<uint64_t> pending_targets;
         std::vector<uint64_t> last_pin_ns;  // per vCPU position; 0: never
         uint64_t last_seen_ns = 0;
     };

@@ -5,11 +5,29 @@
 //
 // Weights: a latency-sensitive guest's wait is what its users feel, a batch
 // guest's only slows it a little, so the former weighs more (the class is
-// configured or inferred, agent/features.h). Search: greedy single moves,
-// best first, a few per tick -- 64 vCPUs on 16 CPUs is ~1000 candidates,
-// each costed incrementally (only the CPUs it leaves and joins change).
-// Hysteresis: a move must gain min_gain and min_relative_gain of what it
-// touches, and a vCPU moves at most once per pin interval (1 min). Never
+// configured or inferred, agent/features.h); a latency-sensitive vCPU is
+// judged by its wait per unit of work (what each of its requests feels),
+// not by its wait share alone, which is small for a mostly halted vCPU.
+//
+// Search. Small problems (up to exhaustive_max_vcpus movable vCPUs that
+// matter on up to exhaustive_max_cpus CPUs, and at most
+// exhaustive_max_placements placements): every placement of those vCPUs
+// over the host CPUs (each pinned to one CPU, or unpinned) with at most
+// max_moves_per_tick moves, depth first, the others fixed; the best whole
+// placement wins. That finds what no single move does: on 2 CPUs with a
+// latency-sensitive vCPU and two half-duty burners, the LS vCPU alone on
+// one CPU and both burners on the other (three moves, none of which gains
+// alone: moving one vCPU from the kernel's spread changes no load it sees).
+// Larger problems: greedy single moves, best first, a few per tick -- 64
+// vCPUs on 16 CPUs is ~1000 candidates, each costed incrementally (only
+// the CPUs it leaves and joins change) -- and, when no single move gains,
+// pair moves among the costliest vCPUs (to the least loaded CPUs, unpinned,
+// or each other's place).
+// Hard rules of every search: a CPU's pinned vCPUs must fit in
+// cpu_capacity of it (summed smoothed demand), so vCPUs pinned together keep
+// their throughput. Hysteresis: a placement must gain min_gain per move and
+// min_relative_gain of what it touches, and a vCPU moves at most once per
+// pin interval (1 min). Never
 // pins two busy vCPUs of one guest to one host CPU: they would take turns
 // instead of running in parallel, whatever the model says. "Busy" cannot be
 // known ahead (a batch job that is off now starts later: tried on the
@@ -38,6 +56,27 @@ struct PinningPolicyParams {
     double min_relative_gain = 0.10;
     double warmup_s = 30;          // demands must be averaged before the first move
     double pending_timeout_s = 10; // a proposed move not seen applied by then was refused or advised
+    // A latency-sensitive vCPU's weighted wait is divided by max(demand,
+    // this) and multiplied by it: per unit of work below this demand.
+    // 0: off (wait share only).
+    double latency_sensitive_reference_demand = 0.25;
+    double cpu_capacity = 0.95;          // summed demand of the vCPUs pinned to one CPU
+    double search_min_demand = 0.02;     // below (and not latency-sensitive): not worth a move, stays where it is
+    // Whole-placement search: how often the kernel puts an unpinned vCPU on
+    // the least loaded CPU (else as if spread evenly); the simulator's 0.7.
+    double kernel_placement_skill = 0.7;
+    unsigned exhaustive_max_vcpus = 8;
+    unsigned exhaustive_max_cpus = 8;
+    size_t exhaustive_max_placements = 20000;
+    unsigned pair_candidates = 8;        // fallback: pair moves among this many costliest movable vCPUs
+    unsigned pair_cpus = 4;              // ... to the this many least loaded CPUs, unpinned, or each other's place
+};
+
+// What the last propose() searched, for tests and the decision log.
+struct PinningSearchStats {
+    bool exhaustive = false;
+    size_t placements = 0;  // evaluated (exhaustive) or candidate moves costed (greedy and pairs)
+    size_t pair_moves = 0;  // pair moves taken (fallback)
 };
 
 class PinningPolicy final : public Policy {
@@ -50,6 +89,7 @@ public:
 
     const WaitModel* model(const std::string& guest, unsigned vcpu) const;
     double weight(GuestClass c) const;
+    const PinningSearchStats& last_search() const { return stats_; }
 
 private:
     struct VcpuState {
@@ -69,6 +109,8 @@ private:
     PinningPolicyParams params_;
     std::unordered_map<std::string, GuestState> guests_;
     std::vector<GuestState*> by_index_;
+    PinningSearchStats stats_;
+    bool small_ = false;  // this tick: whole-placement search (and its co-loads for learning)
 };
 
 }  // namespace vireo::agent

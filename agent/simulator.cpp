@@ -130,8 +130,9 @@ void Simulator::apply(const Action& a) {
     if (auto* b = std::get_if<action::BalloonTarget>(&a.body)) {
         uint64_t ram = it->ram_bytes, floor = lim.balloon_floor_mib << 20;
         uint64_t step = b->bytes > st.target ? b->bytes - st.target : st.target - b->bytes;
-        if (!it->balloon || b->bytes + floor > ram || step * 100 > uint64_t(lim.balloon_step_percent) * ram ||
-            (st.balloon_changed && now - st.last_balloon_change_s < double(lim.balloon_interval_s))) {
+        bool give_back = b->bytes < st.target;  // never limited, as in apply()
+        if (!it->balloon || (!give_back && (b->bytes + floor > ram || step * 100 > uint64_t(lim.balloon_step_percent) * ram ||
+                                            (st.balloon_changed && now - st.last_balloon_change_s < double(lim.balloon_interval_s))))) {
             ++metrics_.refused_actions;
             return;
         }

@@ -24,7 +24,9 @@
 // guest had touched all the memory it is allowed.
 //
 // Actions take effect action_delay_ticks later, and the simulator refuses
-// what apply() would refuse under the hard limits (counted in metrics).
+// what apply() would refuse under the hard limits (counted in metrics):
+// reclaim over the step, within the interval or into the floor; giving
+// memory back is never refused.
 #pragma once
 
 #include <cstdint>

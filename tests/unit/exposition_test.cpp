@@ -85,6 +85,17 @@ TEST(Log2Hist, QuantilesAndDeltas) {
     EXPECT_EQ(*hist_quantile_ns(d, 0.99), 8u);
     EXPECT_EQ(*log2_bucket_upper_ns(0), 0u);
     EXPECT_FALSE(log2_bucket_upper_ns(31));
+    // Interpolated: 100 values in [4, 8) -> p50 at the middle, p99 near the top.
+    vireo_hist e{};
+    e.bucket[3] = 100;
+    EXPECT_EQ(*hist_quantile_interpolated_ns(e, 0.5), 6u);
+    EXPECT_EQ(*hist_quantile_interpolated_ns(e, 0.99), 7u);
+    vireo_hist f{};
+    f.bucket[0] = 50;  // zeros
+    f.bucket[21] = 50;  // [1 Mi, 2 Mi)
+    EXPECT_EQ(*hist_quantile_interpolated_ns(f, 0.5), 0u);
+    EXPECT_EQ(*hist_quantile_interpolated_ns(f, 0.75), (1u << 20) + (1u << 19));
+    EXPECT_FALSE(hist_quantile_interpolated_ns(vireo_hist{}, 0.5));
 }
 
 }  // namespace

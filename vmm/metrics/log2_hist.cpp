@@ -36,4 +36,24 @@ std::optional<uint64_t> hist_quantile_ns(const vireo_hist& h, double q) {
     return UINT64_MAX;
 }
 
+std::optional<uint64_t> hist_quantile_interpolated_ns(const vireo_hist& h, double q) {
+    uint64_t total = hist_total(h);
+    if (total == 0) return std::nullopt;
+    double rank = std::max(q * double(total), 1.0);
+    double seen = 0;
+    for (unsigned i = 0; i < VIREO_HIST_BUCKETS; ++i) {
+        double in_bucket = double(h.bucket[i]);
+        if (seen + in_bucket >= rank && in_bucket > 0) {
+            if (i == 0) return 0;
+            double lo = double(uint64_t(1) << (i - 1));
+            auto upper = log2_bucket_upper_ns(i);
+            if (!upper) return uint64_t(lo);
+            return uint64_t(lo + (double(*upper) - lo) * (rank - seen) / in_bucket);
+        }
+        seen += in_bucket;
+    }
+    return log2_bucket_upper_ns(VIREO_HIST_BUCKETS - 1).value_or(UINT64_MAX);
+}
+
 }  // namespace vireo
+
