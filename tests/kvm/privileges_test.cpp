@@ -27,20 +27,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-std::map<std::string, std::string> status_of(const fs::path& path) {
-    std::map<std::string, std::string> out;
-    std::ifstream f(path);
-    std::string line;
-    while (std::getline(f, line)) {
-        auto colon = line.find(':');
-        if (colon == std::string::npos) continue;
-        auto v = line.substr(colon + 1);
-        v.erase(0, v.find_first_not_of(" \t"));
-        out[line.substr(0, colon)] = v;
-    }
-    return out;
-}
-
 class Privileges : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -81,7 +67,7 @@ protected:
                 std::string comm;
                 std::getline(c, comm);
                 vcpu |= comm.starts_with("CPU 0");
-                all &= status_of(t.path() / "status")["Uid"].starts_with(want + "\t");
+                all &= status_of((t.path() / "status").string())["Uid"].starts_with(want + "\t");
             }
             if (vcpu && all) return true;
             if (p.wait(50ms)) return false;
@@ -99,7 +85,7 @@ TEST_F(Privileges, UserNobodyRunsTheGuestWithNoCapabilities) {
                     dir_ + "/c.sock", "--metrics-listen", "127.0.0.1:0", "--user", "nobody"});
     ASSERT_TRUE(wait_dropped(p)) << p.finish(1s).describe();
     for (const auto& t : fs::directory_iterator(fs::path("/proc") / std::to_string(p.pid()) / "task")) {
-        auto st = status_of(t.path() / "status");
+        auto st = status_of((t.path() / "status").string());
         std::string u = std::to_string(uid_), g = std::to_string(gid_);
         EXPECT_EQ(st["Uid"], u + "\t" + u + "\t" + u + "\t" + u) << t.path();
         EXPECT_EQ(st["Gid"], g + "\t" + g + "\t" + g + "\t" + g) << t.path();

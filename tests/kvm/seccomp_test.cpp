@@ -103,20 +103,6 @@ TEST_F(Seccomp, ControllerThreadKind) {
     EXPECT_TRUE(r.exited && r.status == VIREO_EXIT_HOST_ERROR) << r.describe();
 }
 
-std::map<std::string, std::string> status_of(const std::string& path) {
-    std::map<std::string, std::string> out;
-    std::ifstream f(path);
-    std::string line;
-    while (std::getline(f, line)) {
-        auto colon = line.find(':');
-        if (colon == std::string::npos) continue;
-        auto v = line.substr(colon + 1);
-        v.erase(0, v.find_first_not_of(" \t"));
-        out[line.substr(0, colon)] = v;
-    }
-    return out;
-}
-
 std::string comm_of(const fs::path& task) {
     std::ifstream f(task / "comm");
     std::string s;

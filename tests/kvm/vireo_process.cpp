@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -168,6 +169,20 @@ const RunResult& VireoProcess::finish(milliseconds timeout) {
 RunResult run_vireo(const std::vector<std::string>& args, milliseconds timeout) {
     VireoProcess p(args);
     return p.finish(timeout);
+}
+
+std::map<std::string, std::string> status_of(const std::string& path) {
+    std::map<std::string, std::string> out;
+    std::ifstream f(path);
+    std::string line;
+    while (std::getline(f, line)) {
+        auto colon = line.find(':');
+        if (colon == std::string::npos) continue;
+        auto v = line.substr(colon + 1);
+        v.erase(0, v.find_first_not_of(" \t"));
+        out[line.substr(0, colon)] = v;
+    }
+    return out;
 }
 
 }  // namespace vireo::test

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,9 @@ private:
 };
 
 // Runs vireo to completion, at most `timeout`.
+// A /proc/<pid>[/task/<tid>]/status file as key -> value ("Uid" -> "0\t0\t0\t0").
+std::map<std::string, std::string> status_of(const std::string& path);
+
 RunResult run_vireo(const std::vector<std::string>& args,
                     std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
