@@ -21,6 +21,17 @@ constexpr size_t kMaxLineBytes = 64u << 20;
 
 std::string in_quotes(std::string_view key) { return "'" + std::string(key) + "'"; }
 
+std::string escape_controls(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if (c == '\n') out += "\\n";
+        else if (c < 0x20 || c == 0x7f) out += "\\x" + std::string(1, "0123456789abcdef"[c >> 4]) + "0123456789abcdef"[c & 15];
+        else out += char(c);
+    }
+    return out;
+}
+
 std::expected<void, Err> only_keys(const json& obj, std::initializer_list<std::string_view> keys) {
     for (auto it = obj.begin(); it != obj.end(); ++it)
         if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) {
@@ -367,7 +378,9 @@ std::expected<std::vector<Snapshot>, std::string> read_trace(std::istream& in) {
     std::string line;
     size_t number = 0;
     bool header = false;
-    auto at = [&](const std::string& e) { return "line " + std::to_string(number) + ": " + e; };
+    // One line whatever the trace holds: names and values from the file are
+    // quoted in the message, so their control characters are escaped.
+    auto at = [&](const std::string& e) { return "line " + std::to_string(number) + ": " + escape_controls(e); };
     while (std::getline(in, line)) {
         ++number;
         if (line.size() > kMaxLineBytes) return std::unexpected(at("longer than " + std::to_string(kMaxLineBytes >> 20) + " MiB"));

@@ -93,6 +93,8 @@ TEST(AgentTrace, MalformedInputGetsOneLineWithItsLineNumber) {
     };
     EXPECT_EQ(with("\"t_ns\":", "\"time\":"), "line 2: unknown key 'time' (known: t_ns, mode, limits, host, guests)");
     EXPECT_EQ(with("\"mode\":\"advise\"", "\"mode\":\"on\""), "line 2: 'mode' must be off, advise or auto, not 'on'");
+    // A value quoted in the message cannot break it over lines (found by fuzz_trace).
+    EXPECT_EQ(with("\"mode\":\"advise\"", "\"mode\":\"a\\nb\""), "line 2: 'mode' must be off, advise or auto, not 'a\\nb'");
     EXPECT_EQ(with("\"balloon_step_percent\":7", "\"balloon_step_percent\":700"),
               "line 2: limits: 'balloon_step_percent' must be at most 100");
     EXPECT_EQ(with("\"pin\":[3]", "\"pin\":[3,3]"), "line 2: guests[0]: guest 'web': vcpus[0]: 'pin' must be sorted and without repeats");
