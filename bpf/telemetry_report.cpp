@@ -4,9 +4,9 @@
 #include <linux/kvm.h>
 
 #include <algorithm>
-#include <ctime>
 
 #include "vmm/vcpu_runner.h"
+#include "vmm/wall_time.h"
 
 namespace vireo {
 
@@ -120,9 +120,7 @@ void finish_guest(Telemetry& t) {
     g.version = VIREO_TELEMETRY_VERSION;
     g.vcpu_count = uint32_t(t.vcpus.size());
     g.blk_count = uint32_t(t.blk.size());
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    g.timestamp_ns = uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+    g.timestamp_ns = monotonic_ns();
     g.sources = t.vcpus.empty() ? 0 : ~0u;
     for (auto& v : t.vcpus) {
         // Attached but never fired although the vCPU entered the guest: a

@@ -18,19 +18,13 @@
 #include "vmm/log.h"
 #include "vmm/metrics/host_metrics.h"
 #include "vmm/metrics/metrics_listener.h"
+#include "vmm/overloaded.h"
 #include "vmm/security/privileges.h"
 #include "vmm/wall_time.h"
 
 namespace vireo {
 
 namespace {
-
-template <class... F>
-struct overloaded : F... {
-    using F::operator()...;
-};
-template <class... F>
-overloaded(F...) -> overloaded<F...>;
 
 Error err(ErrorCode code, std::string message) { return {code, std::move(message)}; }
 

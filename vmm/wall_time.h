@@ -1,5 +1,7 @@
-// Wall-clock time for records people read (events, decisions): nanoseconds
-// of CLOCK_REALTIME, shown as ISO 8601 UTC with milliseconds.
+// Clock readings in nanoseconds: wall-clock time for records people read
+// (events, decisions: CLOCK_REALTIME, shown as ISO 8601 UTC with
+// milliseconds), and CLOCK_MONOTONIC for stamps compared within one boot
+// (telemetry snapshots, deadlines; the clock std::chrono::steady_clock reads).
 #pragma once
 
 #include <time.h>
@@ -15,6 +17,12 @@ inline int64_t realtime_ns() {
     timespec ts{};
     ::clock_gettime(CLOCK_REALTIME, &ts);
     return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+inline uint64_t monotonic_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
 inline std::string iso8601(int64_t ns) {

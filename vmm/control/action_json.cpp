@@ -1,17 +1,9 @@
 #include "vmm/control/action_json.h"
 
+#include "vmm/overloaded.h"
 #include "vmm/wall_time.h"
 
 namespace vireo {
-
-namespace {
-template <class... F>
-struct overloaded : F... {
-    using F::operator()...;
-};
-template <class... F>
-overloaded(F...) -> overloaded<F...>;
-}  // namespace
 
 nlohmann::json to_json(const ControllerLimits& l) {
     return {{"balloon_step_percent", l.balloon_step_percent},

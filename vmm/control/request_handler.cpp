@@ -11,18 +11,12 @@
 #include "vmm/control/guest_json.h"
 #include "vmm/host.h"
 #include "vmm/metrics/metrics_listener.h"
+#include "vmm/overloaded.h"
 
 namespace vireo::control {
 
 namespace {
 using json = nlohmann::json;
-
-template <class... F>
-struct overloaded : F... {
-    using F::operator()...;
-};
-template <class... F>
-overloaded(F...) -> overloaded<F...>;
 
 Error err(ErrorCode code, std::string message) { return {code, std::move(message)}; }
 

@@ -6,23 +6,17 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
-#include <ctime>
 
 #include <fmt/format.h>
 
 #include "vmm/devices/virtio/balloon.h"
 #include "vmm/host.h"
 #include "vmm/log.h"
+#include "vmm/wall_time.h"
 
 namespace vireo::controller {
 
 namespace {
-
-uint64_t now_monotonic_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
 
 // A small /proc file in one read (no iostreams: this runs every tick).
 std::optional<std::string> read_small(const std::string& path) {
@@ -91,7 +85,7 @@ agent::BalloonStats to_agent_stats(const BalloonStats& s) {
 HostPart gather_from_host(Host& host) {
     HostPart part;
     agent::Snapshot& s = part.snapshot;
-    s.timestamp_ns = now_monotonic_ns();
+    s.timestamp_ns = monotonic_ns();
     s.mode = host.controller_mode();
     s.limits = host.controller_limits();
     part.allowed_cpus = host.allowed_cpus();

@@ -1,18 +1,10 @@
 #include "vmm/devices/ib700_watchdog.h"
 
-#include <time.h>
-
 #include <fmt/format.h>
 
-namespace vireo {
+#include "vmm/wall_time.h"
 
-namespace {
-uint64_t monotonic_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-}  // namespace
+namespace vireo {
 
 Ib700Watchdog::Ib700Watchdog(std::optional<std::chrono::milliseconds> override_timeout) : override_(override_timeout) {}
 

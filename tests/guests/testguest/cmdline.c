@@ -33,3 +33,11 @@ bool cmdline_get(const char *key, char *buf, size_t size)
     }
     return found;
 }
+
+uint64_t opt_u64(const char *key, uint64_t def)
+{
+    char v[32];
+    uint64_t x;
+    if (cmdline_get(key, v, sizeof v) && parse_u64(v, &x)) return x;
+    return def;
+}

@@ -61,6 +61,8 @@ __attribute__((noreturn)) void park(void);
 /* Copies the value of "key=value" from the command line into buf (NUL
  * terminated); false if the key is absent or the value does not fit. */
 bool cmdline_get(const char *key, char *buf, size_t size);
+/* The number given as "key=N", or `def` if absent or not a number. */
+uint64_t opt_u64(const char *key, uint64_t def);
 
 /* util.c */
 void *memset(void *d, int c, size_t n);

@@ -45,14 +45,6 @@ struct stat_entry {
     uint64_t val;
 } __attribute__((packed));
 
-static uint64_t opt_u64(const char *key, uint64_t def)
-{
-    char v[32];
-    uint64_t x;
-    if (cmdline_get(key, v, sizeof v) && parse_u64(v, &x)) return x;
-    return def;
-}
-
 static struct virtio_dev dev;
 static struct virtq inflate_q, deflate_q, stats_q;
 static bool have_stats;

@@ -56,14 +56,6 @@ struct blk {
 
 static struct blk the_blk;
 
-static uint64_t opt_u64(const char *key, uint64_t def)
-{
-    char v[32];
-    uint64_t x;
-    if (cmdline_get(key, v, sizeof v) && parse_u64(v, &x)) return x;
-    return def;
-}
-
 static bool blk_init(struct blk *b, bool want_indirect)
 {
     memset(b, 0, sizeof *b);

@@ -98,13 +98,6 @@ static uint64_t xorshift_block(uint64_t x)
     return x;
 }
 
-static uint64_t opt_u64_or(const char *key, uint64_t def)
-{
-    char v[32];
-    uint64_t x;
-    return cmdline_get(key, v, sizeof v) && parse_u64(v, &x) ? x : def;
-}
-
 /* log2 buckets of microseconds: bucket i holds [2^(i-1), 2^i) us, 0 holds 0. */
 #define LATE_BUCKETS 32
 static uint64_t late_quantile_us(const uint64_t *h, uint64_t n, uint64_t permille)
@@ -121,7 +114,7 @@ static int bursts_run(const char *arg)
 {
     uint64_t secs;
     if (!number_arg("bursts", arg, 24ull * 3600, &secs)) return GUEST_EXIT_USAGE;
-    uint64_t hz = opt_u64_or("hz", 200), burst_us = opt_u64_or("burst_us", 300), report_s = opt_u64_or("report_s", 10);
+    uint64_t hz = opt_u64("hz", 200), burst_us = opt_u64("burst_us", 300), report_s = opt_u64("report_s", 10);
     if (hz == 0 || hz > 10000) hz = 200;
     uint64_t period = us_to_tsc(1000000 / hz), burst = us_to_tsc(burst_us);
     uint64_t start = rdtsc(), end = start + us_to_tsc(secs * 1000000), next = start + period, next_report = start;
@@ -169,7 +162,7 @@ static int duty_run(const char *arg)
 {
     uint64_t secs;
     if (!number_arg("duty", arg, 24ull * 3600, &secs)) return GUEST_EXIT_USAGE;
-    uint64_t period_ms = opt_u64_or("period_ms", 10), load = opt_u64_or("load", 45), report_s = opt_u64_or("report_s", 5);
+    uint64_t period_ms = opt_u64("period_ms", 10), load = opt_u64("load", 45), report_s = opt_u64("report_s", 5);
     if (period_ms == 0 || period_ms > 10000) period_ms = 10;
     if (load == 0 || load > 100) load = 45;
     uint64_t x = 88172645463325252ull, best = 0; /* blocks of 1024 per ms */
