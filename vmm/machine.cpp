@@ -166,6 +166,9 @@ std::expected<std::unique_ptr<Machine>, BuildError> Machine::build(const Machine
         if (!stats) log_debug("vCPU {}: no binary stats: {}", vcpu.index(), stats.error());
         m->vcpu_stats_.push_back(stats ? std::optional<BinaryStats>(std::move(*stats)) : std::nullopt);
     }
+    m->can_detect_hangs_ = !m->vcpu_stats_.empty() && std::all_of(m->vcpu_stats_.begin(), m->vcpu_stats_.end(), [](const auto& s) {
+        return s && s->find("halt_wakeup") && s->find("blocking");
+    });
     if (probes_loading.valid()) {
         auto [probes, error] = probes_loading.get();
         if (!error.empty()) return std::unexpected(host_error(error));
@@ -348,12 +351,6 @@ Telemetry Machine::telemetry() const {
     }
     finish_guest(t);
     return t;
-}
-
-bool Machine::can_detect_hangs() const {
-    return !vcpu_stats_.empty() && std::all_of(vcpu_stats_.begin(), vcpu_stats_.end(), [](const auto& s) {
-        return s && s->find("halt_wakeup") && s->find("blocking");
-    });
 }
 
 HealthSample Machine::health() const {

@@ -84,7 +84,7 @@ public:
     HealthSample health() const;
     // False without KVM binary stats: a vCPU halted in KVM then looks like
     // one spinning, so hangs cannot be told from idleness.
-    bool can_detect_hangs() const;
+    bool can_detect_hangs() const { return can_detect_hangs_; }
     // nullptr without a watchdog.
     const Ib700Watchdog* watchdog() const { return watchdog_.get(); }
 
@@ -118,6 +118,7 @@ private:
     // register themselves with the probes when they start.
     std::unique_ptr<ProbeSet> probes_;
     std::vector<std::optional<BinaryStats>> vcpu_stats_;  // per vCPU; nullopt if KVM has none
+    bool can_detect_hangs_ = false;  // every vCPU's stats have halt_wakeup and blocking (fixed at build)
     std::vector<std::unique_ptr<VcpuRunner>> runners_;
 };
 
