@@ -156,12 +156,16 @@ protected:
     // thread affinities, the controller's settings.
     json observable_state() {
         json s;
-        for (const auto& g : result({{"request", "list"}})["guests"]) {
+        // Each result held in a local: a range-for over result(...)["x"]
+        // would iterate a temporary destroyed before the loop body runs.
+        json list = result({{"request", "list"}});
+        for (const auto& g : list["guests"]) {
             std::string name = g["name"];
             s[name]["state"] = g["state"];
             s[name]["balloon"] = g["balloon"];
             s[name]["starts"] = g["starts"];
-            for (const auto& v : result({{"request", "vcpus"}, {"guest", name}})["vcpus"]) {
+            json vcpus = result({{"request", "vcpus"}, {"guest", name}});
+            for (const auto& v : vcpus["vcpus"]) {
                 s[name]["pinned"].push_back(v["pinned"]);
                 s[name]["allowed"].push_back(v["cpus_allowed"]);
                 s[name]["tid"].push_back(v["tid"]);
