@@ -149,11 +149,23 @@ Features FeatureExtractor::update(const Snapshot& snap) {
     std::erase_if(guests_, [&](const auto& kv) { return kv.second.last_seen_ns != snap.timestamp_ns; });
 
     // Host load that is not our vCPUs (other processes, our own I/O threads).
+    double busy_sum = 0, run_sum = 0;
     for (size_t i = 0; i < h.cpus.size(); ++i) {
         double other = std::max(0.0, h.busy_share[i] - vcpu_run[i]);
         if (!first) other_load_[i] = smooth(other_load_[i], other, f.dt_s, params_.demand_half_life_s, false);
+        busy_sum += h.busy_share[i];
+        run_sum += vcpu_run[i];
     }
     h.other_load = other_load_;
+    // From the totals, which are exact, and from the first measurement on
+    // (an average rising from 0 would call a busy host idle at first).
+    if (!first && same_cpus && !h.cpus.empty()) {
+        double per_cpu = std::max(0.0, busy_sum - run_sum) / double(h.cpus.size());
+        other_load_per_cpu_ = smooth(other_load_per_cpu_, per_cpu, f.dt_s, params_.demand_half_life_s, !other_seen_);
+        other_seen_ = true;
+    }
+    if (!same_cpus) other_seen_ = false;
+    h.other_load_per_cpu = other_load_per_cpu_;
 
     last_cpus_ = snap.host_cpus;
     last_ns_ = snap.timestamp_ns;

@@ -50,6 +50,11 @@ struct HostFeatures {
     std::vector<unsigned> cpus;
     std::vector<double> busy_share;  // per entry of cpus
     std::vector<double> other_load;  // busy share not explained by vCPUs (smoothed)
+    // The same per CPU on average, from the totals (smoothed). Exact where
+    // other_load is not: an unpinned vCPU's run time is known only in total,
+    // so other_load splits it evenly over its CPUs, and a CPU the kernel
+    // filled with vCPUs shows "other" load that the one it left idle lacks.
+    double other_load_per_cpu = 0;
     double mem_available_fraction = 1.0;
     HostPressure pressure;
 };
@@ -98,8 +103,10 @@ private:
     std::unordered_map<std::string, GuestHistory> guests_;
     std::vector<HostCpuSample> last_cpus_;
     std::vector<double> other_load_;
+    double other_load_per_cpu_ = 0;
     uint64_t last_ns_ = 0;
     bool first_ = true;
+    bool other_seen_ = false;  // other_load_per_cpu_ holds a measurement
 };
 
 }  // namespace vireo::agent

@@ -341,6 +341,10 @@ void PinningPolicy::propose(const Features& f, const PolicyScope& scope, std::ve
         co_before[i] = placement.co_load(items[i]);
     }
 
+    // The host's own work per CPU, on average (features.h says why not per
+    // CPU); its unpinned work moves to where there is room anyway.
+    double host_other = f.host.other_load_per_cpu;
+
     // The hard rules for vCPU i on `slots` (one CPU; empty: unpinned is always allowed).
     auto allowed = [&](size_t i, const std::vector<int>& slots) {
         if (slots.size() != 1) return true;
@@ -351,7 +355,9 @@ void PinningPolicy::propose(const Features& f, const PolicyScope& scope, std::ve
             if (o.guest == items[i].guest && o.slots == slots) return false;  // siblings take turns
             if (std::find(o.slots.begin(), o.slots.end(), slots[0]) != o.slots.end()) pinned += o.demand / double(o.slots.size());
         }
-        return pinned == 0 || pinned + items[i].demand <= params_.cpu_capacity;  // alone, or they fit: throughput kept
+        // Alone, or they fit beside the host's own measured work (other
+        // processes, our I/O threads): throughput kept.
+        return pinned == 0 || host_other + pinned + items[i].demand <= params_.cpu_capacity;
     };
 
     std::vector<size_t> movers;  // in the order moved
