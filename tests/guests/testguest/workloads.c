@@ -150,21 +150,28 @@ static int bursts_run(const char *arg)
 
 /* ------------------------------------------------------------ duty:SECS */
 /* A duty-cycled burner (issue 8's noisy-neighbour test): every period_ms=
- * (10) it does a fixed amount of ALU work -- load= (45) percent of one
- * period at the speed it measured at start (the best of 20 rounds of 1 ms,
- * so a preempted round does not count) -- then idles until the next period.
- * Work that overruns its period loses the periods it overran (no catching
- * up), so its throughput (iterations per second) stays at its demand
- * exactly as long as its host CPU has room for it, and drops as soon as it
- * has not. Prints the cumulative iterations every report_s= (5) seconds
+ * (10) a job of fixed ALU work arrives -- load= (35) percent of one period
+ * at the speed it measured at start (the best of 20 rounds of 1 ms, so a
+ * preempted round does not count) -- at a random moment inside its period,
+ * and the burner works through the jobs that have arrived, then idles until
+ * the next one. The random arrival keeps two burners' jobs from staying in
+ * step or out of step for a whole run (with fixed phases, whether they ever
+ * overlap depended on when each happened to start). A job that cannot start
+ * within its period waits (the backlog is worked off later), so throughput
+ * -- iterations per second -- equals the demand as long as the host CPU
+ * has room for it over time, and falls as soon as it has not; jobs more
+ * than backlog= (100) periods late are dropped and counted as missed.
+ * Prints the cumulative iterations every report_s= (5) seconds
  * ("duty: t=MS ms iterations N") and at the end. */
 static int duty_run(const char *arg)
 {
     uint64_t secs;
     if (!number_arg("duty", arg, 24ull * 3600, &secs)) return GUEST_EXIT_USAGE;
-    uint64_t period_ms = opt_u64("period_ms", 10), load = opt_u64("load", 45), report_s = opt_u64("report_s", 5);
+    uint64_t period_ms = opt_u64("period_ms", 10), load = opt_u64("load", 35), report_s = opt_u64("report_s", 5);
+    uint64_t backlog = opt_u64("backlog", 100);
     if (period_ms == 0 || period_ms > 10000) period_ms = 10;
-    if (load == 0 || load > 100) load = 45;
+    if (load == 0 || load > 100) load = 35;
+    if (backlog == 0) backlog = 1;
     uint64_t x = 88172645463325252ull, best = 0; /* blocks of 1024 per ms */
     for (int round = 0; round < 20; round++) {
         uint64_t t0 = rdtsc(), blocks = 0;
@@ -175,32 +182,38 @@ static int duty_run(const char *arg)
         if (blocks > best) best = blocks;
         idle_us(1000);
     }
-    uint64_t work = best * period_ms * load / 100; /* blocks per period */
+    uint64_t work = best * period_ms * load / 100; /* blocks per job */
     if (work == 0) work = 1;
-    uint64_t period = us_to_tsc(period_ms * 1000), start = rdtsc(), end = start + us_to_tsc(secs * 1000000);
-    uint64_t next = start, next_report = start + us_to_tsc(report_s * 1000000), iterations = 0, missed = 0;
-    cprintf(TAG "duty: %lu%% of %lu ms periods: %lu iterations per period (%lu per ms measured)\n", (unsigned long)load,
+    /* Arrival times: each guest its own sequence (two burners with the
+     * same command line must not draw the same one). */
+    uint64_t seed = rdtsc() | 1, period = us_to_tsc(period_ms * 1000), start = rdtsc();
+    uint64_t end = start + us_to_tsc(secs * 1000000);
+    uint64_t k = 0, next_report = start + us_to_tsc(report_s * 1000000), iterations = 0, missed = 0;
+    cprintf(TAG "duty: %lu%% of %lu ms periods: %lu iterations per job (%lu per ms measured)\n", (unsigned long)load,
             (unsigned long)period_ms, (unsigned long)(work * 1024), (unsigned long)(best * 1024));
-    while (rdtsc() < end) {
+    for (;;) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        uint64_t arrives = start + k * period + seed % period;
+        if (arrives >= end) break;
+        uint64_t now;
+        while ((now = rdtsc()) < arrives) idle_us((uint32_t)tsc_to_us(arrives - now)); /* woke early: sleep the rest */
+        if (now - arrives > backlog * period) { /* too late to be worth doing */
+            missed++;
+            k++;
+            continue;
+        }
         for (uint64_t i = 0; i < work; i++) x = xorshift_block(x);
         iterations += work * 1024;
-        next += period;
-        uint64_t now = rdtsc();
-        if (now >= next) { /* overran: the periods it overran are lost */
-            uint64_t lost = (now - next) / period + 1;
-            missed += lost;
-            next += lost * period;
-        }
+        k++;
+        now = rdtsc();
         if (report_s && now >= next_report) {
             next_report += us_to_tsc(report_s * 1000000);
             cprintf(TAG "duty: t=%lu ms iterations %lu missed %lu\n", (unsigned long)(tsc_to_us(now - start) / 1000),
                     (unsigned long)iterations, (unsigned long)missed);
         }
-        now = rdtsc();
-        if (now < next) idle_us((uint32_t)tsc_to_us(next - now));
     }
     uint64_t us = tsc_to_us(rdtsc() - start);
-    cprintf(TAG "duty: done: %lu iterations in %lu ms (%lu per ms), %lu periods missed (%lx)\n", (unsigned long)iterations,
+    cprintf(TAG "duty: done: %lu iterations in %lu ms (%lu per ms), %lu jobs missed (%lx)\n", (unsigned long)iterations,
             (unsigned long)(us / 1000), (unsigned long)(us ? iterations * 1000 / us : 0), (unsigned long)missed,
             (unsigned long)(x & 0xf));
     return 0;
@@ -364,7 +377,7 @@ static const struct workload workloads[] = {
     {"balloon", "balloon (virtio-balloon: follow the target, answer stats; secs= touch=MIB poll_us= "
                 "phases=MIB:SECS,... rate=MIB/s)", balloon_run, NULL, false},
     {"bursts", "bursts:SECS (latency-sensitive: idle, woken hz= times a second for burst_us=)", bursts_run, NULL, true},
-    {"duty", "duty:SECS (duty-cycled burner: load= % of each period_ms= as fixed work)", duty_run, NULL, true},
+    {"duty", "duty:SECS (duty-cycled burner: a job of load= % of period_ms= arrives at a random moment of each period)", duty_run, NULL, true},
 };
 
 const struct workload *workload_find(const char *name)
