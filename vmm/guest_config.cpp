@@ -220,7 +220,7 @@ std::expected<GuestConfig, Err> parse_guest(const json& g) {
     m.console = "none";  // several guests cannot share one terminal; say "stdio" for one of them
     if (auto r = only_keys(g, {"name", "kernel", "initrd", "cmdline", "cpus", "mem", "console", "hugepages", "stats", "probes",
                                "unpack_kernel", "disks", "balloon", "restart", "pin", "shutdown_timeout_s", "controller",
-                               "hang", "watchdog"});
+                               "hang", "watchdog", "class"});
         !r)
         return std::unexpected(r.error());
 
@@ -336,6 +336,14 @@ std::expected<GuestConfig, Err> parse_guest(const json& g) {
             if (!mode) return std::unexpected(fmt::format("'controller': '{}' is not off, advise, auto or inherit", *s));
             gc.controller_mode = mode;
         }
+    }
+    if (auto it = g.find("class"); it != g.end()) {
+        auto s = get_string(*it, "class");
+        if (!s) return std::unexpected(s.error());
+        auto c = *s == "auto" ? std::optional(agent::GuestClass::Unknown) : agent::parse_guest_class(*s);
+        if (!c || (*s != "auto" && *c == agent::GuestClass::Unknown))  // "unknown" is not a class to configure
+            return std::unexpected(fmt::format("'class': '{}' is not latency-sensitive, batch or auto", *s));
+        gc.guest_class = *c;
     }
     return gc;
 }

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/snapshot.h"
 #include "vireo/actions.h"
 #include "vmm/cpu_list.h"
 #include "vmm/machine_config.h"
@@ -53,6 +54,9 @@ struct GuestConfig {
     std::map<unsigned, CpuList> pinning;  // vCPU -> host CPUs, applied whenever the guest starts
     std::chrono::milliseconds shutdown_timeout{30000};  // `shutdown` falls back to poweroff after it
     std::optional<ControllerMode> controller_mode;      // nullopt: the process-wide mode
+    // "class": how the controller weighs this guest's waiting (latency-
+    // sensitive or batch); Unknown ("auto"): inferred from its halt/wake pattern.
+    agent::GuestClass guest_class = agent::GuestClass::Unknown;
     const std::string& name() const { return machine.name; }
 };
 

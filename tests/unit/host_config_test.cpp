@@ -29,8 +29,9 @@ TEST(HostConfig, FullExample) {
           {"name": "web", "kernel": "k", "initrd": "i", "cmdline": "c", "cpus": 2, "mem": "512M",
            "console": "file:/tmp/web.log", "disks": ["a.img,ro", "b.img"], "balloon": "stats=5",
            "restart": {"policy": "on-failure", "backoff_initial_s": 0.5, "backoff_max_s": 8, "max_failures": 3},
-           "pin": {"0": [1], "1": "0-1"}, "shutdown_timeout_s": 5, "controller": "auto", "probes": "off"},
-          {"name": "db", "kernel": "k2", "mem": 128, "balloon": true, "restart": "always"}
+           "pin": {"0": [1], "1": "0-1"}, "shutdown_timeout_s": 5, "controller": "auto", "probes": "off",
+           "class": "latency-sensitive"},
+          {"name": "db", "kernel": "k2", "mem": 128, "balloon": true, "restart": "always", "class": "auto"}
         ]})",
                                "h.json");
     ASSERT_TRUE(r) << r.error();
@@ -59,12 +60,14 @@ TEST(HostConfig, FullExample) {
     EXPECT_EQ(w.shutdown_timeout, std::chrono::seconds(5));
     EXPECT_EQ(*w.controller_mode, ControllerMode::Auto);
     EXPECT_EQ(w.machine.probes, ProbeMode::Off);
+    EXPECT_EQ(w.guest_class, agent::GuestClass::LatencySensitive);
     const auto& d = r->guests[1];
     EXPECT_EQ(d.machine.mem_bytes, 128ull << 20);
     EXPECT_EQ(d.machine.console, "none");  // the host default: guests do not share the terminal
     EXPECT_TRUE(d.machine.balloon);
     EXPECT_EQ(d.restart.mode, RestartMode::Always);
     EXPECT_FALSE(d.controller_mode);
+    EXPECT_EQ(d.guest_class, agent::GuestClass::Unknown);  // auto: inferred
 }
 
 TEST(HostConfig, Errors) {
@@ -99,6 +102,9 @@ TEST(HostConfig, Errors) {
     EXPECT_MENTIONS(bad(R"({"controller": {"mode": "on"}, "guests": [{"name": "w", "kernel": "k"}]})"), "controller.mode");
     EXPECT_MENTIONS(bad(R"({"controller": {"limits": {"x": 1}}, "guests": [{"name": "w", "kernel": "k"}]})"), "unknown key 'x'");
     EXPECT_MENTIONS(bad(R"({"guests": [{"name": "w", "kernel": "k", "controller": "sometimes"}]})"), "'controller'");
+    EXPECT_MENTIONS(bad(R"({"guests": [{"name": "w", "kernel": "k", "class": "web"}]})"), "'class': 'web' is not");
+    EXPECT_MENTIONS(bad(R"({"guests": [{"name": "w", "kernel": "k", "class": "unknown"}]})"), "'class'");
+    EXPECT_MENTIONS(bad(R"({"guests": [{"name": "w", "kernel": "k", "class": 1}]})"), "'class'");
 }
 
 TEST(HostConfig, LoadMissingFile) {

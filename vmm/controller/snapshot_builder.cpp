@@ -104,6 +104,7 @@ HostPart gather_from_host(Host& host) {
         gs.name = g.name();
         gs.ram_bytes = g.config().machine.mem_bytes;
         gs.control = g.control;
+        gs.configured_class = g.config().guest_class;
         if (VirtioBalloon* b = m->balloon()) {
             agent::BalloonSample bs;
             bs.target_bytes = g.balloon_target();
