@@ -1,9 +1,12 @@
 // The learned controller live (issue 8), on this host's /dev/kvm with test
-// guests. These take minutes (about 5.5 in all) and run in `make test`.
+// guests. These take minutes (about 6 in all) and run in `make test`.
 //
 // GivingBackIsNeverLimited (in-process, seconds): a controller action that
 // lowers a balloon target is exempt from balloon_interval_s and
 // balloon_step_percent; one that raises it is not.
+//
+// ConfiguredClassReachesTheSnapshots (seconds): a guest's `class` shows in
+// `list` and in the controller's snapshots.
 //
 // MemoryReclaimAndGiveBack (~3.5 min): one guest of 1 GiB in `auto`, its
 // balloon driver (the test guest's `balloon` workload) answering stats every
@@ -20,26 +23,35 @@
 // (tests/guests/testguest/virtio_balloon.c); the guest then takes it back by
 // deflate-on-OOM, which vireo counts -- both counts must stay 0.
 //
-// NoisyNeighbour (~2.5 min): on the 2 host CPUs, a latency-sensitive guest
+// NoisyNeighbour (~2 min; twice that if it measures again): on the 2 host CPUs, a latency-sensitive guest
 // (`bursts`: idle, woken 200 times a second for 300 us of work) beside two
-// duty-cycled burners (`duty`: each does 45 % of one CPU's worth of fixed
-// work every 10 ms, then idles; 90 % of one CPU together). Without pinning
-// the kernel spreads the three vCPUs over both CPUs, so the LS vCPU's
-// wake-ups often find a burner running and wait on the run queue. Both
-// burners fit on one CPU, so a placement exists that keeps the LS vCPU
-// alone and the burners' throughput whole: a burner's throughput is the
-// work it completes per second, equal to its demand as long as its CPU has
-// room and lower as soon as it has not (overrun periods are lost, never
-// made up). Phase A: controller off (no pinning), 30 s measured. Phase B:
+// duty-cycled burners (`duty`: each does 35 % of one CPU's worth of fixed
+// work per 10 ms period, arriving at a random moment of it; measured as
+// 0.38 of a CPU each, a little more than nominal). Without pinning the
+// kernel spreads the three vCPUs over both CPUs, so the LS vCPU's wake-ups
+// often find a burner running and wait on the run queue. Both burners fit
+// on one CPU with room for the host's own work (0.76 + a few %, under the
+// policy's 0.95 capacity), so a placement exists that keeps the LS vCPU
+// alone and the burners' throughput whole. (45 % burners measure 0.47-0.48
+// each: together they do not fit with the host's share, the controller
+// rightly refuses to pin them together, and when it did before counting the
+// host's share they lost > 10 % of their periods.) Random arrivals keep the
+// burners' overlap the same in every run (with fixed phases it depended on
+// when each booted, and the baseline was 1-4 ms or ~0.2 ms). A burner's
+// throughput is the work it completes per second, equal to its demand as
+// long as its CPU has room for it over time and lower as soon as it has not
+// (two 60 % burners pinned together by hand kept 0.80). Phase A: controller off (no pinning), 30 s measured. Phase B:
 // `auto`; once the pinning has settled, 30 s measured. Checks (the issue's):
 // p99 run-queue wait of the LS vCPU, from the eBPF run-queue histogram over
 // each window (interpolated inside its log2 bucket, as Prometheus'
 // histogram_quantile does), >= 30 % lower in B; each burner's throughput in
-// B at least 90 % of A (pinning must not cost them more than 10 %). This host is shared (other builds run on the same 2 CPUs), so the
-// numbers are printed whatever the outcome.
+// B at least 90 % of A (pinning must not cost them more than 10 %). This
+// host is shared (other builds run on the same 2 CPUs), so the numbers are
+// printed whatever the outcome.
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <optional>
 #include <regex>
 
@@ -117,6 +129,32 @@ protected:
     std::string decisions_text() { return ctl("decisions --limit 40"); }
     struct NoisyResult noisy_attempt();
 };
+
+// A configured class travels with the guest: `list` shows it, and the
+// controller's snapshots carry it (here as `vireoctl record` writes them for
+// replay; the in-process snapshot takes it from the same config).
+TEST_F(ControllerLive, ConfiguredClassReachesTheSnapshots) {
+    start_with({{"mode", "advise"}}, json::array({guest("web", "bursts:60", {{"class", "latency-sensitive"}}),
+                                                  guest("job", "duty:60", {{"class", "batch"}}), guest("any", "bursts:60")}));
+    if (HasFatalFailure()) return;
+    PipeDrainer drain(*proc_);
+    std::map<std::string, std::string> listed;
+    json list = result({{"request", "list"}});
+    for (const auto& g : list["guests"]) listed[g["name"]] = g["class"];
+    EXPECT_EQ(listed, (std::map<std::string, std::string>{{"web", "latency-sensitive"}, {"job", "batch"}, {"any", "auto"}}));
+
+    int status = 0;
+    std::string out = ctl(fmt::format("record --seconds 2 --interval 1 {}/trace.jsonl", dir_), &status);
+    ASSERT_EQ(status, 0) << out;
+    std::ifstream f(dir_ + "/trace.jsonl");
+    std::string line;
+    std::map<std::string, std::string> recorded;
+    while (std::getline(f, line)) {
+        json j = json::parse(line);
+        for (const auto& g : j.value("guests", json::array())) recorded[g["name"]] = g["class"];
+    }
+    EXPECT_EQ(recorded, (std::map<std::string, std::string>{{"web", "latency-sensitive"}, {"job", "batch"}, {"any", "unknown"}}));
+}
 
 TEST_F(ControllerLive, MemoryReclaimAndGiveBack) {
     const uint64_t ram = 1024ull << 20;
@@ -209,8 +247,8 @@ NoisyResult ControllerLive::noisy_attempt() {
     json duty = {{"probes", "auto"}};
     start_with({{"mode", "off"}},
                json::array({console_guest("ls", "bursts:600 hz=200 burst_us=300", {{"probes", "auto"}}),
-                            console_guest("b1", "duty:600 load=45 period_ms=10 report_s=1", duty),
-                            console_guest("b2", "duty:600 load=45 period_ms=10 report_s=1", duty)}));
+                            console_guest("b1", "duty:600 load=35 period_ms=10 report_s=1", duty),
+                            console_guest("b2", "duty:600 load=35 period_ms=10 report_s=1", duty)}));
     if (HasFatalFailure()) return out;
     std::optional<PipeDrainer> drain;
     drain.emplace(*proc_);
@@ -295,12 +333,7 @@ NoisyResult ControllerLive::noisy_attempt() {
     return out;
 }
 
-// Not in `make test` (DISABLED_): on this shared 2-CPU host the burners'
-// throughput check fails intermittently once they share a CPU at 90 % load
-// (both attempts of one full `make test` run at stop), and a red CI lands
-// nothing. Run it with --gtest_also_run_disabled_tests
-// --gtest_filter='*NoisyNeighbour'; issue 8 stays open for it.
-TEST_F(ControllerLive, DISABLED_NoisyNeighbour) {
+TEST_F(ControllerLive, NoisyNeighbour) {
     // This host is shared: a burst of other work (a build, the fuzzers)
     // during one 30 s window can swamp what pinning changes. A failed
     // attempt is printed and the measurement made once more, from scratch;
