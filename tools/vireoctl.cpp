@@ -31,6 +31,7 @@
 #include "vireo/version.h"
 #include "vmm/controller/snapshot_builder.h"
 #include "vmm/cpu_list.h"
+#include "vmm/guest_config.h"
 #include "vmm/control/client.h"
 #include "vmm/control/socket_path.h"
 #include "vmm/metrics/log2_hist.h"
@@ -455,7 +456,7 @@ vireo::controller::HostPart host_part_of(const json& ctl, const json& metrics, c
         agent::GuestSample gs;
         gs.name = g.value("name", std::string());
         gs.ram_bytes = g.value("mem_bytes", uint64_t(0));
-        gs.configured_class = agent::parse_guest_class(g.value("class", std::string("auto"))).value_or(agent::GuestClass::Unknown);
+        gs.configured_class = vireo::parse_class_setting(g.value("class", std::string("auto"))).value_or(agent::GuestClass::Unknown);
         if (ctl.contains("guests") && ctl["guests"].contains(gs.name)) {
             const json& c = ctl["guests"][gs.name];
             gs.control.mode = parse_controller_mode(c.value("mode", std::string("inherit")));

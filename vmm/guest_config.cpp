@@ -213,6 +213,19 @@ std::expected<json, Err> spec_to_json(std::string_view spec, std::string_view fl
     return o;
 }
 
+}  // namespace
+
+std::optional<agent::GuestClass> parse_class_setting(std::string_view text) {
+    if (text == "auto") return agent::GuestClass::Unknown;
+    auto c = agent::parse_guest_class(text);
+    if (c == agent::GuestClass::Unknown) return std::nullopt;  // the agent's "unknown" is not a setting
+    return c;
+}
+
+std::string_view class_setting(agent::GuestClass c) { return c == agent::GuestClass::Unknown ? "auto" : to_string(c); }
+
+namespace {
+
 std::expected<GuestConfig, Err> parse_guest(const json& g) {
     if (!g.is_object()) return std::unexpected(std::string("must be an object"));
     GuestConfig gc;
@@ -340,9 +353,8 @@ std::expected<GuestConfig, Err> parse_guest(const json& g) {
     if (auto it = g.find("class"); it != g.end()) {
         auto s = get_string(*it, "class");
         if (!s) return std::unexpected(s.error());
-        auto c = *s == "auto" ? std::optional(agent::GuestClass::Unknown) : agent::parse_guest_class(*s);
-        if (!c || (*s != "auto" && *c == agent::GuestClass::Unknown))  // "unknown" is not a class to configure
-            return std::unexpected(fmt::format("'class': '{}' is not latency-sensitive, batch or auto", *s));
+        auto c = parse_class_setting(*s);
+        if (!c) return std::unexpected(fmt::format("'class': '{}' is not latency-sensitive, batch or auto", *s));
         gc.guest_class = *c;
     }
     return gc;

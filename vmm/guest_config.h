@@ -91,4 +91,9 @@ std::expected<RestartPolicy, std::string> parse_restart_spec(std::string_view sp
 std::expected<HangSettings, std::string> parse_hang_spec(std::string_view spec);
 std::expected<WatchdogConfig, std::string> parse_watchdog_spec(std::string_view spec);
 
+// A guest's `class` setting: "latency-sensitive", "batch", or "auto"
+// (GuestClass::Unknown: the controller infers it); nullopt for anything else.
+std::optional<agent::GuestClass> parse_class_setting(std::string_view text);
+std::string_view class_setting(agent::GuestClass c);
+
 }  // namespace vireo

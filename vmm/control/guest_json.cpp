@@ -92,8 +92,7 @@ json guest_summary_json(const Guest& g) {
            {"starts", g.starts()},
            {"restarts", g.restarts()},
            {"restart_policy", std::string(to_string(g.config().restart.mode))}};
-    j["class"] = g.config().guest_class == agent::GuestClass::Unknown ? std::string("auto")
-                                                                       : std::string(to_string(g.config().guest_class));
+    j["class"] = std::string(class_setting(g.config().guest_class));
     j["uptime_s"] = g.live() ? json(std::chrono::duration<double>(std::chrono::steady_clock::now() - g.started_at()).count()) : json();
     if (const auto& s = g.last_stop())
         j["last_stop"] = {{"reason", std::string(to_string(s->reason))}, {"exit_status", exit_status_for(*s)}, {"detail", s->detail}};
