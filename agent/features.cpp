@@ -47,7 +47,7 @@ Features FeatureExtractor::update(const Snapshot& snap) {
         snap.host_mem_total_bytes ? double(snap.host_mem_available_bytes) / double(snap.host_mem_total_bytes) : 1.0;
     bool same_cpus = last_cpus_.size() == snap.host_cpus.size();
     for (size_t i = 0; same_cpus && i < last_cpus_.size(); ++i) same_cpus = last_cpus_[i].cpu == snap.host_cpus[i].cpu;
-    if (!same_cpus) other_load_.assign(snap.host_cpus.size(), 0.0);
+    if (!same_cpus) other_load_.assign(snap.host_cpus.size(), 0.0), other_seen_ = false;
     for (size_t i = 0; i < snap.host_cpus.size(); ++i) {
         h.cpus.push_back(snap.host_cpus[i].cpu);
         double busy = (first || !same_cpus) ? 0.0 : double(delta(snap.host_cpus[i].busy_ns, last_cpus_[i].busy_ns)) / dt_ns;
@@ -164,7 +164,6 @@ Features FeatureExtractor::update(const Snapshot& snap) {
         other_load_per_cpu_ = smooth(other_load_per_cpu_, per_cpu, f.dt_s, params_.demand_half_life_s, !other_seen_);
         other_seen_ = true;
     }
-    if (!same_cpus) other_seen_ = false;
     h.other_load_per_cpu = other_load_per_cpu_;
 
     last_cpus_ = snap.host_cpus;
