@@ -188,10 +188,10 @@ static int duty_run(const char *arg)
      * same command line must not draw the same one). */
     uint64_t seed = rdtsc() | 1, period = us_to_tsc(period_ms * 1000), start = rdtsc();
     uint64_t end = start + us_to_tsc(secs * 1000000);
-    uint64_t k = 0, next_report = start + us_to_tsc(report_s * 1000000), iterations = 0, missed = 0;
+    uint64_t next_report = start + us_to_tsc(report_s * 1000000), iterations = 0, missed = 0;
     cprintf(TAG "duty: %lu%% of %lu ms periods: %lu iterations per job (%lu per ms measured)\n", (unsigned long)load,
             (unsigned long)period_ms, (unsigned long)(work * 1024), (unsigned long)(best * 1024));
-    for (;;) {
+    for (uint64_t k = 0;; k++) { /* job k arrives in period k */
         seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
         uint64_t arrives = start + k * period + seed % period;
         if (arrives >= end) break;
@@ -199,12 +199,10 @@ static int duty_run(const char *arg)
         while ((now = rdtsc()) < arrives) idle_us((uint32_t)tsc_to_us(arrives - now)); /* woke early: sleep the rest */
         if (now - arrives > backlog * period) { /* too late to be worth doing */
             missed++;
-            k++;
             continue;
         }
         for (uint64_t i = 0; i < work; i++) x = xorshift_block(x);
         iterations += work * 1024;
-        k++;
         now = rdtsc();
         if (report_s && now >= next_report) {
             next_report += us_to_tsc(report_s * 1000000);
