@@ -131,12 +131,6 @@ private:
     std::vector<size_t> affected_;
 };
 
-// The whole-placement search's cost of a complete placement. Unlike
-// Placement (incremental, for the greedy search), it models where the
-// kernel puts the vCPUs left unpinned: on the least loaded CPUs, filling
-// them up to a common level (wake-up balancing), not spread evenly over
-// all -- so a vCPU pinned alone on an idle CPU is not alone once an
-// unpinned burner lands beside it, which is what the kernel would do.
 // Each vCPU's co-load in a complete placement, modelling where the kernel
 // puts the vCPUs left unpinned: on the least loaded CPUs, filling them up
 // to a common level (wake-up balancing), not spread evenly over all -- so a
@@ -335,11 +329,9 @@ void PinningPolicy::propose(const Features& f, const PolicyScope& scope, std::ve
 
     Placement placement(items, f.host.other_load);
     const std::vector<Item> initial = items;  // where each vCPU is (or is planned to be) now
+    // Each vCPU's predicted wait and co-load where it is and where the plan
+    // puts it, under the model of the search that made the plan.
     std::vector<double> wait_before(items.size()), co_before(items.size()), wait_after, co_after;
-    for (size_t i = 0; i < items.size(); ++i) {
-        wait_before[i] = placement.wait(items[i]);
-        co_before[i] = placement.co_load(items[i]);
-    }
 
     // The host's own work per CPU, on average (features.h says why not per
     // CPU); its unpinned work moves to where there is room anyway.
@@ -419,6 +411,10 @@ void PinningPolicy::propose(const Features& f, const PolicyScope& scope, std::ve
         for (size_t k = 0; k < cand.size(); ++k)
             if (best[k] != 0) movers.push_back(cand[k]);
     } else {
+        for (size_t i = 0; i < items.size(); ++i) {
+            wait_before[i] = placement.wait(items[i]);
+            co_before[i] = placement.co_load(items[i]);
+        }
         // Greedy single moves, best first; a pair move when none gains.
         std::vector<bool> moved(items.size(), false);
         std::vector<std::vector<int>> single(n);
