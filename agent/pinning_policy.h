@@ -31,8 +31,9 @@
 // 10 % of their periods (0.94 of a CPU plus the host's ticks left no slack
 // for their timer wake-ups). Hysteresis: a placement must gain min_gain per
 // move and min_relative_gain of what it touches, and a vCPU moves at most
-// once per pin interval (1 min). Never pins two busy vCPUs of one guest to one host CPU: they would take turns
-// instead of running in parallel, whatever the model says. "Busy" cannot be
+// once per pin interval (1 min). Never pins two busy vCPUs of one guest to
+// one host CPU: they would take turns instead of running in parallel,
+// whatever the model says. "Busy" cannot be
 // known ahead (a batch job that is off now starts later: tried on the
 // tuning seed, an average- or peak-based test let that happen), so no two
 // vCPUs of one guest are pinned to one CPU at all.
