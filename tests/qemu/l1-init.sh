@@ -6,10 +6,11 @@
 # writes to the host.
 . /etc/vireo-harness.env
 H=/host
-# Keep the L1 console for results (and the demo's L2 console): only
-# critical kernel messages; the runner shows new L1 kernel messages when a
-# scenario fails.
-dmesg -n 3
+# Keep the L1 console for results (and the demo's L2 console): kernel
+# messages up to warnings only, which include the register dump and stack of
+# a soft-lockup report (the harness reads where a stuck CPU was); the runner
+# shows new L1 kernel messages when a scenario fails.
+dmesg -n 5
 say() { echo "@@vh $*"; }
 
 mkdir -p /lower /rw $H
@@ -35,6 +36,20 @@ ln -sf /proc/self/fd/0 $H/dev/stdin
 ln -sf /proc/self/fd/1 $H/dev/stdout
 ln -sf /proc/self/fd/2 $H/dev/stderr
 mount -t devpts devpts $H/dev/pts
+# /tmp on the scratch disk (ext4: tests open disk images with O_DIRECT,
+# which tmpfs refuses), the build directory shared writable (what jobs write
+# there, e.g. benchmark results, reaches the host), and a loopback interface
+# (control and metrics endpoints listen on 127.0.0.1).
+if ! mount -t ext4 -o noatime "$SCRATCH_DEV" $H/tmp; then
+    say "ERROR L1: cannot mount the scratch disk $SCRATCH_DEV on /tmp"
+    exit 1
+fi
+chmod 1777 $H/tmp
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 hostbuild "$H$BUILD"; then
+    say "ERROR L1: cannot mount the build directory over 9p (mount_tag=hostbuild)"
+    exit 1
+fi
+ip link set lo up
 mkdir -p $H/tmp/vireo-l1
 mount -t tracefs nodev $H/sys/kernel/tracing 2>/dev/null
 mount -t bpf bpf $H/sys/fs/bpf 2>/dev/null
