@@ -23,6 +23,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -292,6 +293,8 @@ TEST_F(Host, SixteenClientsTenThousandRequestsAndSubscribers) {
     }
     constexpr int kClients = 16, kTotal = 10000;
     std::atomic<int> good{0}, wrong{0}, actions{0};
+    std::mutex wrong_mutex;
+    std::string wrong_examples;
     std::optional<PipeDrainer> drain(std::in_place, *proc_);
     std::vector<std::thread> threads;
     for (int t = 0; t < kClients; ++t)
@@ -309,8 +312,12 @@ TEST_F(Host, SixteenClientsTenThousandRequestsAndSubscribers) {
                 }
                 bool is_action = (t + i) % 5 >= 3;
                 auto r = c->call(req, 30s);
-                if (r && r->contains("result")) ++good;
-                else ++wrong;
+                if (r && r->contains("result")) {
+                    ++good;
+                } else {
+                    std::lock_guard lock(wrong_mutex);
+                    if (wrong++ < 3) wrong_examples += req.dump() + " -> " + (r ? r->dump() : r.error()) + "\n";
+                }
                 if (is_action) ++actions;
             }
         });
@@ -345,7 +352,7 @@ TEST_F(Host, SixteenClientsTenThousandRequestsAndSubscribers) {
     for (auto& t : threads) t.join();
     big.join();
     EXPECT_EQ(good.load() + wrong.load(), kTotal);
-    EXPECT_EQ(wrong.load(), 0);
+    EXPECT_EQ(wrong.load(), 0) << wrong_examples;
     for (auto& r : readers) {
         auto [got, increasing] = r.get();
         EXPECT_EQ(got, actions.load()) << "a subscriber lost action events";

@@ -12,13 +12,14 @@
  * the VM), touch= MiB of the pool to write first (so the host has something
  * to reclaim), poll_us=.
  *
- * Memory use with phases (issue 8's live tests): phases=MIB:SECS,MIB:SECS,...
+ * Memory use with phases (the live controller tests): phases=MIB:SECS,MIB:SECS,...
  * makes the workload itself use memory from the pool, from the bottom up
  * (the balloon takes it from the top down): each phase moves its use to MIB
  * -- at rate= MiB/s (default: at once) when growing -- and holds it until
  * SECS seconds after the phase began; the last phase holds until the end.
- * The first phase's use is in place before the first stats go out. Stats
- * are honest: free = available = pool - balloon - use.
+ * The use grows 16 MiB at a time and the stats queue is answered between
+ * steps, from the start, as a guest kernel answers while its programs
+ * allocate. Stats are honest: free = available = pool - balloon - use.
  *
  * A failed allocation is one 4 KiB page the workload needed while the
  * balloon held it (no free page was left in the pool). The workload then
@@ -127,6 +128,7 @@ static void touch(uint64_t first, uint64_t count, uint8_t v)
 }
 
 #define MAX_PHASES 16
+#define USE_CHUNK_PAGES 4096 /* 16 MiB */
 struct phase {
     uint64_t pages;
     uint64_t secs;
@@ -183,6 +185,12 @@ static uint64_t use_memory(uint64_t want, uint32_t *actual, bool deflate_on_oom)
         }
     }
     uint64_t to = want < room ? want : room;
+    /* A chunk at a time: the caller's loop answers the stats queue between
+     * chunks, as a guest kernel answers while its programs allocate.
+     * Touching a page costs a nested page fault under emulation (~1 ms in
+     * the QEMU harness), so 384 MiB at once kept the first stats away for
+     * minutes. */
+    if (to > used_pages + USE_CHUNK_PAGES) to = used_pages + USE_CHUNK_PAGES;
     for (uint64_t i = used_pages; i < to; i++) {
         volatile uint64_t *p = (volatile uint64_t *)(uintptr_t)(pool_start + use_page(i) * PAGE_SIZE);
         *p = i; /* the page is in use: resident on the host */
@@ -235,16 +243,14 @@ int balloon_run(const char *arg)
         return GUEST_EXIT_USAGE;
     }
     uint32_t actual = 0, last_target = 0;
-    if (nphases) {
-        use_memory(phases[0].pages, &actual, deflate_on_oom);
-        cprintf(TAG "phase 1/%u: using %lu MiB, hold until %lu s\n", nphases,
-                (unsigned long)(used_pages * PAGE_SIZE / MIB), (unsigned long)phases[0].secs);
-    }
+    if (nphases)
+        cprintf(TAG "phase 1/%u: to %lu MiB, hold until %lu s\n", nphases,
+                (unsigned long)(phases[0].pages * PAGE_SIZE / MIB), (unsigned long)phases[0].secs);
     if (have_stats) post_stats(0);
 
     uint64_t start = rdtsc(), phase_start = start, last_use = start;
     uint64_t use_goal = nphases ? phases[0].pages : 0; /* where the use is right now meant to be */
-    bool reported = true;
+    bool reported = nphases == 0;
     uint64_t end = secs ? rdtsc() + us_to_tsc(secs * 1000000) : 0, inflated = 0, deflated = 0;
     for (;;) {
         loops++;
@@ -304,6 +310,7 @@ int balloon_run(const char *arg)
             if (virtq_get(&stats_q, &head, &len)) post_stats(actual); /* the device asked for fresh numbers */
         }
         if (end && rdtsc() >= end) break;
+        if (nphases && used_pages < use_goal && used_pages < pool_pages - actual) continue; /* still allocating */
         idle_us((uint32_t)poll_us);
     }
     cprintf(TAG "done: holding %u pages, inflated %lu, deflated %lu, %lu stats sent\n", actual,
