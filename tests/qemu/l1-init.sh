@@ -50,6 +50,10 @@ if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 hostbuild "$H$BUI
     exit 1
 fi
 ip link set lo up
+# L1 runs without KASLR, so one copy of its symbols per kernel lets the
+# harness name the functions where a locked-up L1's CPUs were.
+syms="$H$BUILD/qemu/kallsyms-$(uname -r)"
+[ -s "$syms" ] || { mkdir -p "$H$BUILD/qemu" && cat /proc/kallsyms >"$syms.tmp" && mv "$syms.tmp" "$syms"; }
 mkdir -p $H/tmp/vireo-l1
 mount -t tracefs nodev $H/sys/kernel/tracing 2>/dev/null
 mount -t bpf bpf $H/sys/fs/bpf 2>/dev/null

@@ -17,9 +17,13 @@
  * (the balloon takes it from the top down): each phase moves its use to MIB
  * -- at rate= MiB/s (default: at once) when growing -- and holds it until
  * SECS seconds after the phase began; the last phase holds until the end.
- * The use grows 16 MiB at a time and the stats queue is answered between
- * steps, from the start, as a guest kernel answers while its programs
- * allocate. Stats are honest: free = available = pool - balloon - use.
+ * The use grows 16 MiB at a time (a step costs milliseconds natively, but
+ * each page a nested page fault under emulation, ~1 ms in the QEMU
+ * harness). The first phase's use is in place before the first stats go
+ * out, and the phases' SECS count from then, so a slow start-up neither
+ * looks like growth to a controller nor eats into the first phase; later
+ * growth is answered between steps. Stats are honest: free = available =
+ * pool - balloon - use.
  *
  * A failed allocation is one 4 KiB page the workload needed while the
  * balloon held it (no free page was left in the pool). The workload then
@@ -186,10 +190,7 @@ static uint64_t use_memory(uint64_t want, uint32_t *actual, bool deflate_on_oom)
     }
     uint64_t to = want < room ? want : room;
     /* A chunk at a time: the caller's loop answers the stats queue between
-     * chunks, as a guest kernel answers while its programs allocate.
-     * Touching a page costs a nested page fault under emulation (~1 ms in
-     * the QEMU harness), so 384 MiB at once kept the first stats away for
-     * minutes. */
+     * chunks, as a guest kernel answers while its programs allocate. */
     if (to > used_pages + USE_CHUNK_PAGES) to = used_pages + USE_CHUNK_PAGES;
     for (uint64_t i = used_pages; i < to; i++) {
         volatile uint64_t *p = (volatile uint64_t *)(uintptr_t)(pool_start + use_page(i) * PAGE_SIZE);
@@ -246,7 +247,11 @@ int balloon_run(const char *arg)
     if (nphases)
         cprintf(TAG "phase 1/%u: to %lu MiB, hold until %lu s\n", nphases,
                 (unsigned long)(phases[0].pages * PAGE_SIZE / MIB), (unsigned long)phases[0].secs);
-    if (have_stats) post_stats(0);
+    /* With phases, the first stats go out once the first phase's use is in
+     * place (the guest is "up" with its working set, and a controller sees
+     * no start-up growth); its SECS count from then. */
+    bool stats_posted = false;
+    if (have_stats && !nphases) post_stats(0), stats_posted = true;
 
     uint64_t start = rdtsc(), phase_start = start, last_use = start;
     uint64_t use_goal = nphases ? phases[0].pages : 0; /* where the use is right now meant to be */
@@ -281,6 +286,11 @@ int balloon_run(const char *arg)
                 cprintf(TAG "phase %u/%u: using %lu MiB after %lu ms, failed allocations %lu\n", phase + 1, nphases,
                         (unsigned long)(used_pages * PAGE_SIZE / MIB),
                         (unsigned long)(tsc_to_us(now - phase_start) / 1000), (unsigned long)failed_pages);
+                if (!stats_posted) {
+                    start = now; /* the phases' SECS count from here */
+                    if (have_stats) post_stats(actual);
+                    stats_posted = true;
+                }
             }
         }
         uint32_t target = vmmio_read(&dev, VMMIO_CONFIG + 0);
@@ -305,7 +315,7 @@ int balloon_run(const char *arg)
             cprintf(TAG "now holding %u pages (%u MiB) after %lu ms\n", actual, actual >> 8,
                     (unsigned long)(tsc_to_us(rdtsc() - t0) / 1000));
         }
-        if (have_stats) {
+        if (have_stats && stats_posted) {
             uint32_t head, len;
             if (virtq_get(&stats_q, &head, &len)) post_stats(actual); /* the device asked for fresh numbers */
         }
