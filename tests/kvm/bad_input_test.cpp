@@ -48,6 +48,18 @@ TEST_F(CommandLine, UnknownSubcommand) { expect_bad_input(run_vireo({"fly"}, 10s
 TEST_F(CommandLine, RunWithoutKernel) { expect_bad_input(run_vireo({"run"}, 10s), "--kernel"); }
 TEST_F(CommandLine, UnknownOption) { expect_bad_input(run_vireo({"run", "--kernel", "x", "--bogus"}, 10s)); }
 
+// Settings checked before /dev/kvm is opened, so these run on every host.
+std::vector<std::string> hello_with(std::vector<std::string> extra) {
+    std::vector<std::string> a{"run", "--kernel", testguest_binary(), "--cmdline", "workload=hello", "--mem", "64M"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+}
+TEST_F(CommandLine, SeccompBadModeIsBadInput) { expect_bad_input(run_vireo(hello_with({"--seccomp", "maybe"}), 10s), "--seccomp"); }
+TEST_F(CommandLine, ProbesBadModeIsBadInput) { expect_bad_input(run_vireo(hello_with({"--probes", "maybe"}), 10s), "--probes"); }
+TEST_F(CommandLine, UnknownUserIsBadInput) {
+    expect_bad_input(run_vireo(hello_with({"--user", "no-such-user-9"}), 10s), "--user: no user 'no-such-user-9'");
+}
+
 struct BadValue {
     const char* option;
     const char* value;

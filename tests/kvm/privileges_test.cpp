@@ -123,12 +123,5 @@ TEST_F(Privileges, RestartAfterTheDropUsesTheKeptKvmFd) {
     EXPECT_EQ(r.err.find("permission denied"), std::string::npos) << r.describe();
 }
 
-TEST_F(Privileges, UnknownUserIsBadInput) {
-    auto r = run_vireo({"run", "--kernel", kernel_, "--cmdline", "workload=hello", "--mem", "64M", "--user", "no-such-user-9"}, 10s);
-    EXPECT_TRUE(r.exited && r.status == VIREO_EXIT_BAD_INPUT) << r.describe();
-    EXPECT_NE(r.err.find("--user: no user 'no-such-user-9'"), std::string::npos) << r.describe();
-    EXPECT_TRUE(r.out.empty());
-}
-
 }  // namespace
 }  // namespace vireo::test

@@ -261,13 +261,6 @@ TEST_F(Probes, OffLoadsNothing) {
     EXPECT_TRUE(stats_line(r.err, "vcpu0 kvm:")) << r.err;
 }
 
-TEST_F(Probes, BadModeIsBadInput) {
-    auto r = run_vireo(args("hello", {"--probes", "maybe"}), 30s);
-    EXPECT_TRUE(r.exited && r.status == VIREO_EXIT_BAD_INPUT) << r.describe();
-    EXPECT_EQ(r.stderr_lines(), 1) << r.describe();
-    EXPECT_NE(r.err.find("--probes"), std::string::npos) << r.describe();
-}
-
 // Sum of the counts of a "stats: PREFIX hist NAME (ns): [a,b):N ..." line.
 std::optional<uint64_t> hist_total(const std::string& err, const std::string& prefix) {
     std::istringstream in(err);

@@ -146,13 +146,6 @@ TEST_F(Seccomp, EveryThreadIsFilteredByDefaultAndNoneWithOff) {
     }
 }
 
-TEST_F(Seccomp, BadModeIsBadInput) {
-    auto r = run_vireo(args("hello", {"--seccomp", "maybe"}), 10s);
-    EXPECT_TRUE(r.exited && r.status == VIREO_EXIT_BAD_INPUT) << r.describe();
-    EXPECT_NE(r.err.find("--seccomp"), std::string::npos) << r.describe();
-    EXPECT_TRUE(r.out.empty());
-}
-
 // Issue 9: no fd leaks into anything vireo spawns. While a guest runs with
 // a disk, a balloon, the control socket (and a client on it) and the
 // metrics listener, every fd above stderr has O_CLOEXEC.
