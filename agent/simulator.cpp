@@ -281,6 +281,13 @@ void Simulator::step() {
             limit = ram - st.actual;
             short_by = used - limit;
         }
+        if (spec.balloon) {
+            ram_s_ += ram * dt;
+            limit_s_ += limit * dt;
+            slack_s_ += (limit - used) * dt;
+            ++metrics_.guest_ticks;
+            metrics_.under_provisioned_ticks += short_by > 0;
+        }
         if (short_by > 0) {
             ++metrics_.failed_allocations;
             metrics_.swapped_gib_s += short_by / kGiB * dt;
@@ -314,6 +321,8 @@ SimMetrics Simulator::metrics() const {
         m.ls_mean_wait_us = sum / double(ls_waits_us_.size());
     }
     m.batch_throughput = batch_wanted_ > 0 ? batch_ran_ / batch_wanted_ : 1.0;
+    m.host_memory_saved = ram_s_ > 0 ? 1.0 - limit_s_ / ram_s_ : 0.0;
+    m.slack = limit_s_ > 0 ? slack_s_ / limit_s_ : 0.0;
     return m;
 }
 

@@ -56,6 +56,13 @@ struct SimMetrics {
     double ls_mean_wait_us = 0;
     double batch_throughput = 1;      // CPU the batch vCPUs got / wanted
     double idle_gib_s = 0;            // memory guests had but did not use
+    // Host memory the balloons saved: 1 - sum(RAM - balloon) / sum(RAM)
+    // over the guests' ticks (0: no balloon; what more guests could use).
+    double host_memory_saved = 0;
+    // Autopilot's slack: sum(limit - need) / sum(limit), limit = RAM - balloon.
+    double slack = 0;
+    uint64_t guest_ticks = 0;               // ballooned guests x ticks
+    uint64_t under_provisioned_ticks = 0;   // of those: need above the limit
     uint64_t failed_allocations = 0;  // guest-ticks short of memory (swapping)
     double swapped_gib_s = 0;
     uint64_t oom_deflates = 0;
@@ -120,6 +127,7 @@ private:
     std::vector<float> ls_waits_us_;
     std::vector<std::vector<double>> mean_demand_;  // per guest, per vCPU: over the whole scenario
     double batch_ran_ = 0, batch_wanted_ = 0;
+    double ram_s_ = 0, limit_s_ = 0, slack_s_ = 0;  // byte-seconds of ballooned guests
 };
 
 }  // namespace vireo::agent
