@@ -12,12 +12,13 @@
 namespace vireo::agent {
 
 const std::vector<std::string_view>& cpu_policy_names() {
-    static const std::vector<std::string_view> names = {kLearned, "no-pinning", "round-robin"};
+    static const std::vector<std::string_view> names = {kLearned, "no-pinning", "round-robin", "class-aware"};
     return names;
 }
 
 const std::vector<std::string_view>& memory_policy_names() {
-    static const std::vector<std::string_view> names = {kLearned, "no-balloon", "fixed-target", "mom-rules"};
+    static const std::vector<std::string_view> names = {kLearned,    "no-balloon",   "fixed-target",
+                                                        "mom-rules", "esx-idle-tax", "tmo-senpai"};
     return names;
 }
 
@@ -25,6 +26,7 @@ std::expected<std::unique_ptr<Policy>, std::string> make_cpu_policy(std::string_
     if (name == kLearned) return std::make_unique<PinningPolicy>();
     if (name == "no-pinning") return std::make_unique<NoPinning>();
     if (name == "round-robin") return std::make_unique<RoundRobinPinning>();
+    if (name == "class-aware") return std::make_unique<ClassAwarePinning>();
     return std::unexpected("unknown CPU policy '" + std::string(name) + "'");
 }
 
@@ -33,6 +35,8 @@ std::expected<std::unique_ptr<Policy>, std::string> make_memory_policy(std::stri
     if (name == "no-balloon") return std::make_unique<NoBalloon>();
     if (name == "fixed-target") return std::make_unique<FixedBalloon>();
     if (name == "mom-rules") return std::make_unique<MomBalloon>();
+    if (name == "esx-idle-tax") return std::make_unique<IdleTaxBalloon>();
+    if (name == "tmo-senpai") return std::make_unique<PsiReclaim>();
     return std::unexpected("unknown memory policy '" + std::string(name) + "'");
 }
 
@@ -50,7 +54,8 @@ const std::vector<Arm>& arms(Lever lever) {
     static const std::vector<Arm> both = {
         {std::string(kLearned), kLearned, kLearned},
         {"no-pinning+no-balloon", "no-pinning", "no-balloon"},
-        {"round-robin+mom-rules", "round-robin", "mom-rules"},
+        {"class-aware+mom-rules", "class-aware", "mom-rules"},
+        {"class-aware+tmo-senpai", "class-aware", "tmo-senpai"},
     };
     return lever == Lever::Cpu ? cpu : lever == Lever::Memory ? memory : both;
 }
@@ -72,6 +77,12 @@ SimMetrics simulate(const Scenario& scenario, std::string_view cpu_policy, std::
     return sim.metrics();
 }
 
+double kernel_skill_for(std::string_view family, uint64_t seed) {
+    const auto& tuning = tuning_family_names();
+    if (std::find(tuning.begin(), tuning.end(), family) != tuning.end()) return kTuningKernelSkill;
+    return kKernelSkills[seed % std::size(kKernelSkills)];
+}
+
 std::expected<EvaluationPlan, std::string> plan_scenarios(const std::vector<std::string>& names,
                                                           const std::vector<uint64_t>& seeds, size_t ticks) {
     EvaluationPlan plan;
@@ -84,6 +95,7 @@ std::expected<EvaluationPlan, std::string> plan_scenarios(const std::vector<std:
             if (!s) return std::unexpected(s.error());
             plan.scenarios.push_back(std::move(*s));
             plan.seeds.push_back(seed);
+            plan.kernel_skill.push_back(kernel_skill_for(name, seed));
         }
     }
     return plan;
@@ -204,6 +216,7 @@ std::vector<EvaluationRow> evaluate(const EvaluationPlan& plan, const ParallelFo
         const Job& job = jobs[j];
         SimOptions options;
         options.seed = plan.seeds[job.entry];
+        if (job.entry < plan.kernel_skill.size()) options.kernel_smart_placement = plan.kernel_skill[job.entry];
         const Arm& arm = arms(job.lever)[job.arm];
         results[j] = simulate(plan.scenarios[job.entry], arm.cpu, arm.memory, options);
     });
@@ -217,10 +230,13 @@ std::vector<EvaluationRow> evaluate(const EvaluationPlan& plan, const ParallelFo
         for (Lever lever : levers) {
             size_t first = rows.size();
             for (size_t a = 0; a < arms(lever).size(); ++a) {
-                EvaluationRow row{name, lever, arms(lever)[a].name, {}, {}, {}, ""};
+                EvaluationRow row{name, lever, arms(lever)[a].name, {}, {}, {}, {}, ""};
                 for (size_t j = 0; j < jobs.size(); ++j)
-                    if (jobs[j].lever == lever && jobs[j].arm == a && plan.scenarios[jobs[j].entry].name == name)
+                    if (jobs[j].lever == lever && jobs[j].arm == a && plan.scenarios[jobs[j].entry].name == name) {
                         row.runs.push_back(results[j]);
+                        row.kernel_skill.push_back(jobs[j].entry < plan.kernel_skill.size() ? plan.kernel_skill[jobs[j].entry]
+                                                                                             : SimOptions{}.kernel_smart_placement);
+                    }
                 row.metrics = mean(row.runs);
                 rows.push_back(std::move(row));
             }

@@ -195,7 +195,10 @@ void Simulator::step() {
                 unpinned.push_back({i, v});
                 continue;
             }
-            unsigned cpu = pin->size() == 1 ? pin->front() : least_loaded(*pin);
+            // Pinned to several CPUs: the kernel places it among them, as well as it places unpinned vCPUs.
+            unsigned cpu = pin->size() == 1 || uniform(rng_state_) < options_.kernel_smart_placement
+                               ? least_loaded(*pin)
+                               : (*pin)[size_t(splitmix(rng_state_) % pin->size())];
             load[cpu] += d;
             placed.push_back({i, v, cpu, d});
         }

@@ -3,9 +3,9 @@
 // report, as Snapshots.
 //
 // CPU: each tick every vCPU lands on a CPU -- its pin, or for an unpinned
-// one the kernel's choice, modelled as the least loaded CPU with
-// probability kernel_smart_placement and any CPU otherwise (wake-up
-// balancing sees a stale picture). A CPU is shared max-min fairly (CFS
+// one (or one pinned to several CPUs: among those) the kernel's choice,
+// modelled as the least loaded CPU with probability kernel_smart_placement
+// and any CPU otherwise (wake-up balancing sees a stale picture). A CPU is shared max-min fairly (CFS
 // with equal weights; other processes' background load takes its share
 // too): a vCPU wanting d runs r = min(d, fair level) and waits
 //   (d - r) + 0.2 * r * q(o),  q(o) = o / (1 - min(o, 0.9))

@@ -15,6 +15,7 @@
 // tuned on seed 1 of the tuning families; seeds start at 2.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -98,6 +99,34 @@ void print_table(const std::vector<EvaluationRow>& rows, const std::string& what
                     memory ? strfmt("%.1f", m.slack * 100).c_str() : "-", memory ? strfmt("%.3f", under).c_str() : "-",
                     memory ? strfmt("%llu", (unsigned long long)failed_total(r)).c_str() : "-", g.c_str(),
                     learned ? "" : "(learned vs it) ", verdict.c_str());
+    }
+    // The kernel-alone baseline at each placement skill the plan swept
+    // (cpu lever, every family shown): its p99 and learned's paired gain.
+    std::vector<double> skills;
+    for (const auto& r : rows)
+        for (double k : r.kernel_skill)
+            if (std::find(skills.begin(), skills.end(), k) == skills.end()) skills.push_back(k);
+    std::sort(skills.begin(), skills.end());
+    if (skills.size() > 1) {
+        std::printf("# by the simulated kernel's placement skill (cpu lever): kernel-alone LS p99 us; learned - kernel gain [95 %% CI]\n");
+        for (double k : skills) {
+            std::vector<double> gain_us;
+            double alone = 0;
+            for (size_t a = 0; a < rows.size(); ++a) {
+                if (rows[a].lever != Lever::Cpu || rows[a].policy != "no-pinning") continue;
+                for (size_t b = 0; b < rows.size(); ++b) {
+                    if (rows[b].lever != Lever::Cpu || rows[b].policy != kLearned || rows[b].scenario != rows[a].scenario) continue;
+                    for (size_t s = 0; s < rows[a].runs.size() && s < rows[b].runs.size(); ++s)
+                        if (rows[a].kernel_skill[s] == k) {
+                            gain_us.push_back(rows[a].runs[s].ls_p99_wait_us - rows[b].runs[s].ls_p99_wait_us);
+                            alone += rows[a].runs[s].ls_p99_wait_us;
+                        }
+                }
+            }
+            if (gain_us.empty()) continue;
+            std::printf("#   skill %.1f: kernel alone %.0f us; learned %s us (%zu runs)\n", k, alone / double(gain_us.size()),
+                        gain(mean_interval(gain_us), "%+.0f").c_str(), gain_us.size());
+        }
     }
     unsigned better = 0, tie = 0, worse = 0;
     uint64_t refused = 0;
