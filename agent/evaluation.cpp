@@ -126,6 +126,7 @@ SimMetrics mean(const std::vector<SimMetrics>& runs) {
     if (runs.empty()) return m;
     double n = double(runs.size());
     m.batch_throughput = 0;
+    m.served = 0;
     double failed = 0, pins = 0, balloons = 0, refused = 0, siblings = 0, ooms = 0, ticks = 0, under = 0;
     for (const auto& r : runs) {
         m.wait_vcpu_s += r.wait_vcpu_s / n;
@@ -136,6 +137,9 @@ SimMetrics mean(const std::vector<SimMetrics>& runs) {
         m.swapped_gib_s += r.swapped_gib_s / n;
         m.host_memory_saved += r.host_memory_saved / n;
         m.slack += r.slack / n;
+        m.served += r.served / n;
+        m.admission_wait_s += r.admission_wait_s / n;
+        m.host_short_ticks += r.host_short_ticks;
         failed += double(r.failed_allocations);
         pins += double(r.pin_actions);
         balloons += double(r.balloon_actions);

@@ -143,7 +143,7 @@ void finish(Scenario& s) {
     for (const auto& g : s.guests) ram += double(g.ram_bytes);
     // Overcommitted just enough that the host runs short unless guests give
     // memory back: the case ballooning is for.
-    s.host_ram_bytes = uint64_t(ram * 1.1);
+    if (s.host_ram_bytes == 0) s.host_ram_bytes = uint64_t(ram * 1.1);
     if (s.background.empty()) s.background.assign(s.host_cpus, std::vector<float>(s.ticks, 0.0f));
 }
 
@@ -292,6 +292,75 @@ Scenario peaks(Builder& b) {
     return s;
 }
 
+// Page cache and spikes (shares of RAM per tick): hot cache around `hot`
+// wandering slowly; sub-second spikes at spike_rate per tick, Pareto-sized.
+void add_cache_and_spikes(Rng& r, size_t ticks, SimGuest& g, double hot, double spike_rate) {
+    double wander = 0;
+    g.memory_cache.resize(ticks);
+    g.memory_spike.assign(ticks, 0.0f);
+    for (size_t t = 0; t < ticks; ++t) {
+        wander = 0.995 * wander + 0.004 * r.normal();
+        g.memory_cache[t] = clamp01(std::min(hot + wander, 0.95 - g.memory_used[t]));
+        if (r.uniform() < spike_rate) g.memory_spike[t] = clamp01(std::min(0.03 * r.pareto(1.5), 0.25));
+    }
+}
+
+Scenario cache(Builder& b) {
+    Scenario s;
+    Rng& r = b.rng;
+    HeavyDemand ls;
+    constexpr Kind kFile{"fs", GuestClass::LatencySensitive, 4, 0.05, 0.15, 400, 0.25};
+    s.guests = {heavy_guest(r, b.ticks, kFile, 1, true, 2, ls), heavy_guest(r, b.ticks, kFile, 2, false, 2, ls),
+                heavy_guest(r, b.ticks, kDb, 1, true, 4, ls),   b.guest(kBatch, 1, true),
+                b.guest(kMixed, 1, false),                      heavy_guest(r, b.ticks, kWeb, 1, false, 1, ls)};
+    s.guests[1].deflate_on_oom = true;
+    add_cache_and_spikes(r, b.ticks, s.guests[0], r.uniform(0.2, 0.35), 1.0 / 60);
+    add_cache_and_spikes(r, b.ticks, s.guests[1], r.uniform(0.2, 0.35), 1.0 / 60);
+    add_cache_and_spikes(r, b.ticks, s.guests[2], r.uniform(0.15, 0.25), 1.0 / 120);
+    add_cache_and_spikes(r, b.ticks, s.guests[4], r.uniform(0.05, 0.15), 1.0 / 300);
+    add_cache_and_spikes(r, b.ticks, s.guests[5], r.uniform(0.05, 0.1), 1.0 / 30);
+    // ETL: OOM bursts -- allocations jump by 30-45 % of RAM within a tick,
+    // hold for seconds, and are freed, every ~15 minutes.
+    SimGuest etl = b.guest(kBatch, 2, false);
+    etl.name = "etl1";
+    for (size_t t = size_t(r.exponential(900)); t < b.ticks; t += size_t(60 + r.exponential(900))) {
+        double burst = r.uniform(0.30, 0.45);
+        size_t len = size_t(r.uniform(3, 10));
+        for (size_t k = t; k < std::min(b.ticks, t + len); ++k) etl.memory_used[k] = clamp01(etl.memory_used[k] + burst);
+    }
+    s.guests.push_back(std::move(etl));
+    return s;
+}
+
+Scenario churn(Builder& b) {
+    Scenario s;
+    Rng& r = b.rng;
+    HeavyDemand ls, batch{0.99, 0.25, 0.002, 60, 2.0};
+    s.guests = {heavy_guest(r, b.ticks, kWeb, 1, true, 2, ls), heavy_guest(r, b.ticks, kDb, 1, true, 2, ls),
+                heavy_guest(r, b.ticks, kBatch, 1, true, 2, batch), heavy_guest(r, b.ticks, kMixed, 1, false, 2, ls)};
+    double base_ram = 0;
+    for (const auto& g : s.guests) base_ram += double(g.ram_bytes);
+    // Arrivals: Poisson, one every ~3 min, each staying ~15 min; 1-4 vCPUs.
+    const Kind* kinds[] = {&kWeb, &kBatch, &kMixed, &kIdle};
+    int number = 10;
+    double arriving_ram = 0;
+    for (double t = r.exponential(180); t < double(b.ticks); t += r.exponential(180)) {
+        const Kind& k = *kinds[size_t(r.uniform() * 4) % 4];
+        SimGuest g = heavy_guest(r, b.ticks, k, number++, false, unsigned(1 + r.uniform() * 4) , k.truth == GuestClass::Batch ? batch : ls);
+        if (k.truth == GuestClass::Batch)
+            for (auto& v : g.vcpus)
+                for (auto& d : v.demand) d = clamp01(d * 0.6);
+        g.arrive_tick = size_t(t);
+        g.run_ticks = size_t(std::max(120.0, r.exponential(900)));
+        arriving_ram += double(g.ram_bytes) * double(std::min(g.run_ticks, b.ticks - g.arrive_tick)) / double(b.ticks);
+        s.guests.push_back(std::move(g));
+    }
+    // 1.75x: the RAM asked for on average (base + arrivals' time share) over the host's.
+    s.host_ram_bytes = uint64_t((base_ram + arriving_ram) / 1.75);
+    s.host_ram_bytes = std::max<uint64_t>(s.host_ram_bytes, uint64_t(base_ram * 1.05));
+    return s;
+}
+
 }  // namespace
 
 const std::vector<std::string_view>& tuning_family_names() {
@@ -300,7 +369,7 @@ const std::vector<std::string_view>& tuning_family_names() {
 }
 
 const std::vector<std::string_view>& held_out_family_names() {
-    static const std::vector<std::string_view> names = {"heavy", "peaks"};
+    static const std::vector<std::string_view> names = {"heavy", "peaks", "cache", "churn"};
     return names;
 }
 
@@ -328,6 +397,8 @@ std::expected<Scenario, std::string> make_scenario(std::string_view name, uint64
     else if (name == "leak") s = leak(b);
     else if (name == "heavy") s = heavy(b);
     else if (name == "peaks") s = peaks(b);
+    else if (name == "cache") s = cache(b);
+    else if (name == "churn") s = churn(b);
     else {
         std::string known;
         for (auto n : scenario_names()) known += (known.empty() ? "" : ", ") + std::string(n);

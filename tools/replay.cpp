@@ -78,10 +78,12 @@ void print_table(const std::vector<EvaluationRow>& rows, const std::string& what
                 "#   memory: learned - baseline host memory saved (points); both: the two. Baseline rows: learned against that\n"
                 "#   baseline; learned rows: against the best baseline (named). Verdict: worse if learned's batch throughput is\n"
                 "#   over %.0f points below the baseline's, it has any failed allocation, or an interval is below 0; better if an\n"
-                "#   interval is above 0; else tie.\n",
+                "#   interval is above 0; else tie. saved: host memory the balloons saved; slack: (limit - working set) / limit;\n"
+                "#   under: guest-ticks with the working set above the limit; failed: failed allocations, all seeds; served: guest\n"
+                "#   time run / asked for (arrivals wait for memory).\n",
                 kBatchPointsBound);
-    std::printf("%-8s %-6s %-22s %9s %7s %7s %7s %7s %7s  %-34s %s\n", "family", "lever", "policy", "LSp99 us", "batch%",
-                "saved%", "slack%", "under%", "failed", "gain [95% CI]", "verdict");
+    std::printf("%-8s %-6s %-22s %9s %7s %7s %7s %7s %7s %7s  %-34s %s\n", "family", "lever", "policy", "LSp99 us", "batch%",
+                "saved%", "slack%", "under%", "failed", "served%", "gain [95% CI]", "verdict");
     for (const auto& r : rows) {
         const SimMetrics& m = r.metrics;
         bool cpu = r.lever != Lever::Memory, memory = r.lever != Lever::Cpu;
@@ -91,13 +93,14 @@ void print_table(const std::vector<EvaluationRow>& rows, const std::string& what
         if (learned && !r.comparison.baseline.empty()) g += " vs " + r.comparison.baseline;
         std::string verdict = learned ? r.verdict : r.comparison.verdict;
         if (!r.comparison.why.empty() && verdict == "worse") verdict += " (" + r.comparison.why + ")";
-        std::printf("%-8s %-6s %-22s %9s %7s %7s %7s %7s %7s  %-34s %s%s\n", r.scenario.c_str(),
+        std::printf("%-8s %-6s %-22s %9s %7s %7s %7s %7s %7s %7s  %-34s %s%s\n", r.scenario.c_str(),
                     std::string(to_string(r.lever)).c_str(), r.policy.c_str(),
                     cpu ? strfmt("%.0f", m.ls_p99_wait_us).c_str() : "-",
                     cpu ? strfmt("%.1f", m.batch_throughput * 100).c_str() : "-",
                     memory ? strfmt("%.1f", m.host_memory_saved * 100).c_str() : "-",
                     memory ? strfmt("%.1f", m.slack * 100).c_str() : "-", memory ? strfmt("%.3f", under).c_str() : "-",
-                    memory ? strfmt("%llu", (unsigned long long)failed_total(r)).c_str() : "-", g.c_str(),
+                    memory ? strfmt("%llu", (unsigned long long)failed_total(r)).c_str() : "-",
+                    memory ? strfmt("%.1f", m.served * 100).c_str() : "-", g.c_str(),
                     learned ? "" : "(learned vs it) ", verdict.c_str());
     }
     // The kernel-alone baseline at each placement skill the plan swept
@@ -159,6 +162,9 @@ void print_json(const std::vector<EvaluationRow>& rows, const Options& o, const 
         row["under_provisioned_ticks"] = m.under_provisioned_ticks;
         row["guest_ticks"] = m.guest_ticks;
         row["failed_allocations"] = failed_total(r);
+        row["host_short_ticks"] = m.host_short_ticks;
+        row["served"] = m.served;
+        row["admission_wait_s"] = m.admission_wait_s;
         row["idle_gib_s"] = m.idle_gib_s;
         row["swapped_gib_s"] = m.swapped_gib_s;
         row["balloon_actions"] = m.balloon_actions;

@@ -50,6 +50,76 @@ TEST(AgentSimulator, ShortfallIsAFailedAllocation) {
     EXPECT_EQ(sim.metrics().failed_allocations, 1u);  // tick 50 needed 99 % of RAM
 }
 
+TEST(AgentSimulator, HotPageCacheIsWorkingSetButReportedAvailable) {
+    auto s = make_scenario("steady", 1, 120);
+    ASSERT_TRUE(s);
+    SimGuest& g = s->guests[0];
+    g.memory_used.assign(120, 0.5f);
+    g.memory_cache.assign(120, 0.3f);
+    Simulator sim(*s);
+    sim.step();
+    // Allocations 50 %, hot cache 30 %: the guest reports 50 % available, and
+    // MemFree of a few percent (its cache fills free memory).
+    auto b = *sim.snapshot().guests[0].balloon;
+    EXPECT_NEAR(double(*b.stats.available_memory), 0.5 * double(g.ram_bytes), 1e6);
+    EXPECT_LT(double(*b.stats.free_memory), 0.05 * double(g.ram_bytes));
+    // A balloon of 25 % (five steps) squeezes the hot cache: under-provisioned and refaulting, not failing.
+    for (int k = 1; k <= 5; ++k) {
+        sim.submit({g.name, action::BalloonTarget{g.ram_bytes / 20 * uint64_t(k)}});
+        for (int t = 0; t < 11; ++t) sim.step();
+    }
+    while (!sim.done()) sim.step();
+    SimMetrics m = sim.metrics();
+    EXPECT_GT(m.under_provisioned_ticks, 0u);
+    EXPECT_EQ(m.failed_allocations, 0u);
+    EXPECT_GT(double(*sim.snapshot().guests[0].balloon->stats.major_faults), 1000.0);
+}
+
+TEST(AgentSimulator, SubSecondSpikesFailUnseen) {
+    auto s = make_scenario("steady", 1, 30);
+    ASSERT_TRUE(s);
+    SimGuest& g = s->guests[0];
+    g.memory_used.assign(30, 0.9f);
+    g.memory_spike.assign(30, 0.0f);
+    g.memory_spike[20] = 0.08f;
+    Simulator sim(*s);
+    sim.submit({g.name, action::BalloonTarget{g.ram_bytes / 20}});  // leaves 95 %
+    for (int t = 0; t < 20; ++t) sim.step();
+    double available = double(*sim.snapshot().guests[0].balloon->stats.available_memory);
+    sim.step();  // the spike: 98 % wanted for a moment
+    EXPECT_EQ(double(*sim.snapshot().guests[0].balloon->stats.available_memory), available);  // no sample shows it
+    EXPECT_EQ(sim.metrics().failed_allocations, 1u);
+    EXPECT_EQ(sim.metrics().under_provisioned_ticks, 1u);
+}
+
+TEST(AgentSimulator, ArrivalsWaitForMemoryAndLeave) {
+    auto s = make_scenario("steady", 1, 300);
+    ASSERT_TRUE(s);
+    s->guests.resize(2);
+    s->guests[1].arrive_tick = 10;
+    s->guests[1].run_ticks = 200;  // asks for ticks 10-209
+    // The second fits only once the first gives up half its RAM (and a MiB of rounding).
+    s->host_ram_bytes = s->guests[0].ram_bytes + s->guests[1].ram_bytes / 2 + (1 << 20);
+    Simulator sim(*s);
+    for (int t = 0; t < 20; ++t) sim.step();
+    EXPECT_TRUE(sim.running(0));
+    EXPECT_FALSE(sim.running(1));
+    EXPECT_EQ(sim.snapshot().guests.size(), 1u);
+    // Ten 5 % steps of the first guest (2 GiB, as the second).
+    for (int k = 1; k <= 10; ++k) {
+        sim.submit({s->guests[0].name, action::BalloonTarget{s->guests[0].ram_bytes / 20 * uint64_t(k)}});
+        for (int t = 0; t < 11 && !sim.running(1); ++t) sim.step();
+    }
+    ASSERT_TRUE(sim.running(1));
+    EXPECT_EQ(sim.snapshot().guests.size(), 2u);
+    while (!sim.done()) sim.step();
+    EXPECT_FALSE(sim.running(1));  // left at tick 210, having waited for a third of its time
+    SimMetrics m = sim.metrics();
+    EXPECT_GT(m.admission_wait_s, 50.0);
+    EXPECT_LT(m.served, 1.0);
+    EXPECT_EQ(m.host_short_ticks, 0u);
+}
+
 TEST(AgentSimulator, SameSeedSameNumbers) {
     auto s = make_scenario("bursty", 3, 400);
     ASSERT_TRUE(s);
