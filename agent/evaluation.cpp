@@ -1,22 +1,24 @@
 #include "agent/evaluation.h"
 
 #include <algorithm>
-#include <map>
+#include <cmath>
 
 #include "agent/balloon_policy.h"
 #include "agent/baselines.h"
 #include "agent/controller.h"
 #include "agent/pinning_policy.h"
+#include "agent/text.h"
 
 namespace vireo::agent {
 
 const std::vector<std::string_view>& cpu_policy_names() {
-    static const std::vector<std::string_view> names = {kLearned, "no-pinning", "round-robin"};
+    static const std::vector<std::string_view> names = {kLearned, "no-pinning", "round-robin", "class-aware"};
     return names;
 }
 
 const std::vector<std::string_view>& memory_policy_names() {
-    static const std::vector<std::string_view> names = {kLearned, "no-balloon", "fixed-target", "mom-rules"};
+    static const std::vector<std::string_view> names = {kLearned,    "no-balloon",   "fixed-target",
+                                                        "mom-rules", "esx-idle-tax", "tmo-senpai"};
     return names;
 }
 
@@ -24,6 +26,7 @@ std::expected<std::unique_ptr<Policy>, std::string> make_cpu_policy(std::string_
     if (name == kLearned) return std::make_unique<PinningPolicy>();
     if (name == "no-pinning") return std::make_unique<NoPinning>();
     if (name == "round-robin") return std::make_unique<RoundRobinPinning>();
+    if (name == "class-aware") return std::make_unique<ClassAwarePinning>();
     return std::unexpected("unknown CPU policy '" + std::string(name) + "'");
 }
 
@@ -32,7 +35,29 @@ std::expected<std::unique_ptr<Policy>, std::string> make_memory_policy(std::stri
     if (name == "no-balloon") return std::make_unique<NoBalloon>();
     if (name == "fixed-target") return std::make_unique<FixedBalloon>();
     if (name == "mom-rules") return std::make_unique<MomBalloon>();
+    if (name == "esx-idle-tax") return std::make_unique<IdleTaxBalloon>();
+    if (name == "tmo-senpai") return std::make_unique<PsiReclaim>();
     return std::unexpected("unknown memory policy '" + std::string(name) + "'");
+}
+
+const std::vector<Arm>& arms(Lever lever) {
+    static const std::vector<Arm> cpu = [] {
+        std::vector<Arm> a;
+        for (auto p : cpu_policy_names()) a.push_back({std::string(p), p, "no-balloon"});
+        return a;
+    }();
+    static const std::vector<Arm> memory = [] {
+        std::vector<Arm> a;
+        for (auto p : memory_policy_names()) a.push_back({std::string(p), "no-pinning", p});
+        return a;
+    }();
+    static const std::vector<Arm> both = {
+        {std::string(kLearned), kLearned, kLearned},
+        {"no-pinning+no-balloon", "no-pinning", "no-balloon"},
+        {"class-aware+mom-rules", "class-aware", "mom-rules"},
+        {"class-aware+tmo-senpai", "class-aware", "tmo-senpai"},
+    };
+    return lever == Lever::Cpu ? cpu : lever == Lever::Memory ? memory : both;
 }
 
 SimMetrics simulate(const Scenario& scenario, std::string_view cpu_policy, std::string_view memory_policy,
@@ -52,6 +77,12 @@ SimMetrics simulate(const Scenario& scenario, std::string_view cpu_policy, std::
     return sim.metrics();
 }
 
+double kernel_skill_for(std::string_view family, uint64_t seed) {
+    const auto& tuning = tuning_family_names();
+    if (std::find(tuning.begin(), tuning.end(), family) != tuning.end()) return kTuningKernelSkill;
+    return kKernelSkills[seed % std::size(kKernelSkills)];
+}
+
 std::expected<EvaluationPlan, std::string> plan_scenarios(const std::vector<std::string>& names,
                                                           const std::vector<uint64_t>& seeds, size_t ticks) {
     EvaluationPlan plan;
@@ -64,9 +95,28 @@ std::expected<EvaluationPlan, std::string> plan_scenarios(const std::vector<std:
             if (!s) return std::unexpected(s.error());
             plan.scenarios.push_back(std::move(*s));
             plan.seeds.push_back(seed);
+            plan.kernel_skill.push_back(kernel_skill_for(name, seed));
         }
     }
     return plan;
+}
+
+Comparison judge(const VerdictInput& in) {
+    Comparison c;
+    c.cpu_gain = in.cpu_gain;
+    c.memory_gain = in.memory_gain;
+    c.batch_points = (in.learned_batch - in.baseline_batch) * 100;
+    c.learned_failed = in.learned_failed;
+    bool cpu = in.lever != Lever::Memory, memory = in.lever != Lever::Cpu;
+    if (c.batch_points < -kBatchPointsBound) c.why = strfmt("batch throughput %+.1f points", c.batch_points);
+    if (in.learned_failed > 0) c.why += std::string(c.why.empty() ? "" : ", ") + std::to_string(in.learned_failed) + " failed allocations";
+    bool below = (cpu && in.cpu_gain.excludes_zero() && in.cpu_gain.hi < 0) ||
+                 (memory && in.memory_gain.excludes_zero() && in.memory_gain.hi < 0);
+    bool above = (cpu && in.cpu_gain.excludes_zero() && in.cpu_gain.lo > 0) ||
+                 (memory && in.memory_gain.excludes_zero() && in.memory_gain.lo > 0);
+    if (below && c.why.empty()) c.why = "interval below zero";
+    c.verdict = !c.why.empty() ? "worse" : above ? "better" : "tie";
+    return c;
 }
 
 namespace {
@@ -76,7 +126,8 @@ SimMetrics mean(const std::vector<SimMetrics>& runs) {
     if (runs.empty()) return m;
     double n = double(runs.size());
     m.batch_throughput = 0;
-    double failed = 0, pins = 0, balloons = 0, refused = 0, siblings = 0, ooms = 0;
+    m.served = 0;
+    double failed = 0, pins = 0, balloons = 0, refused = 0, siblings = 0, ooms = 0, ticks = 0, under = 0;
     for (const auto& r : runs) {
         m.wait_vcpu_s += r.wait_vcpu_s / n;
         m.ls_p99_wait_us += r.ls_p99_wait_us / n;
@@ -84,12 +135,19 @@ SimMetrics mean(const std::vector<SimMetrics>& runs) {
         m.batch_throughput += r.batch_throughput / n;
         m.idle_gib_s += r.idle_gib_s / n;
         m.swapped_gib_s += r.swapped_gib_s / n;
+        m.host_memory_saved += r.host_memory_saved / n;
+        m.slack += r.slack / n;
+        m.served += r.served / n;
+        m.admission_wait_s += r.admission_wait_s / n;
+        m.host_short_ticks += r.host_short_ticks;
         failed += double(r.failed_allocations);
         pins += double(r.pin_actions);
         balloons += double(r.balloon_actions);
         refused += double(r.refused_actions);
         siblings += double(r.busy_siblings_pinned_together);
         ooms += double(r.oom_deflates);
+        ticks += double(r.guest_ticks);
+        under += double(r.under_provisioned_ticks);
     }
     // Counts: totals over seeds would grow with --seeds; means keep rows comparable.
     m.failed_allocations = uint64_t(failed / n + 0.5);
@@ -98,77 +156,99 @@ SimMetrics mean(const std::vector<SimMetrics>& runs) {
     m.refused_actions = uint64_t(refused);  // any refusal at all must show
     m.busy_siblings_pinned_together = uint64_t(siblings);
     m.oom_deflates = uint64_t(ooms / n + 0.5);
+    m.guest_ticks = uint64_t(ticks);  // totals: their ratio is the share of under-provisioned guest-ticks
+    m.under_provisioned_ticks = uint64_t(under);
     // Failures must never round to zero: a single one counts.
     if (failed > 0 && m.failed_allocations == 0) m.failed_allocations = 1;
     return m;
 }
 
-bool within(double ours, double best, double tolerance) { return ours <= best * (1 + tolerance) + 1e-9; }
-
-std::string cpu_verdict(const SimMetrics& learned, const std::vector<const SimMetrics*>& baselines) {
-    double best_wait = 1e300, best_p99 = 1e300;
-    for (auto* b : baselines) {
-        best_wait = std::min(best_wait, b->wait_vcpu_s);
-        best_p99 = std::min(best_p99, b->ls_p99_wait_us);
-    }
-    if (!within(learned.wait_vcpu_s, best_wait, 0.01) || !within(learned.ls_p99_wait_us, best_p99, 0.01)) return "worse";
-    if (learned.wait_vcpu_s < best_wait * 0.95 || learned.ls_p99_wait_us < best_p99 * 0.95) return "better";
-    return "as good";
+uint64_t total_failed(const std::vector<SimMetrics>& runs) {
+    uint64_t n = 0;
+    for (const auto& r : runs) n += r.failed_allocations;
+    return n;
 }
 
-std::string memory_verdict(const SimMetrics& learned, const std::vector<const SimMetrics*>& baselines) {
-    uint64_t fewest = UINT64_MAX;
-    for (auto* b : baselines) fewest = std::min(fewest, b->failed_allocations);
-    if (learned.failed_allocations > fewest) return "worse";
-    double best_idle = 1e300;
-    for (auto* b : baselines)
-        if (b->failed_allocations <= learned.failed_allocations) best_idle = std::min(best_idle, b->idle_gib_s);
-    if (!within(learned.idle_gib_s, best_idle, 0.01)) return "worse";
-    return learned.idle_gib_s < best_idle * 0.95 ? "better" : "as good";
+Comparison compare(Lever lever, const EvaluationRow& learned, const EvaluationRow& baseline) {
+    std::vector<double> cpu, memory;
+    for (size_t s = 0; s < learned.runs.size() && s < baseline.runs.size(); ++s) {
+        cpu.push_back(baseline.runs[s].ls_p99_wait_us - learned.runs[s].ls_p99_wait_us);
+        memory.push_back((learned.runs[s].host_memory_saved - baseline.runs[s].host_memory_saved) * 100);
+    }
+    VerdictInput in{lever, mean_interval(cpu), mean_interval(memory), learned.metrics.batch_throughput,
+                    baseline.metrics.batch_throughput, total_failed(learned.runs)};
+    Comparison c = judge(in);
+    c.baseline = baseline.policy;
+    return c;
+}
+
+// Index (into rows[first+1 ..]) of the best baseline, as the header says.
+size_t best_baseline(Lever lever, const std::vector<EvaluationRow>& rows, size_t first, size_t end) {
+    double best_batch = 0;
+    bool any_clean = false;
+    for (size_t r = first + 1; r < end; ++r) {
+        best_batch = std::max(best_batch, rows[r].metrics.batch_throughput);
+        any_clean |= total_failed(rows[r].runs) == 0;
+    }
+    size_t best = first + 1;
+    double best_score = -1e300;
+    for (size_t r = first + 1; r < end; ++r) {
+        const SimMetrics& m = rows[r].metrics;
+        bool batch_ok = m.batch_throughput * 100 >= best_batch * 100 - kBatchPointsBound;
+        bool clean = !any_clean || total_failed(rows[r].runs) == 0;
+        double score = lever == Lever::Memory ? m.host_memory_saved : -m.ls_p99_wait_us;
+        bool eligible = lever == Lever::Cpu ? batch_ok : lever == Lever::Memory ? clean : batch_ok && clean;
+        if (eligible && score > best_score) best_score = score, best = r;
+    }
+    return best;
 }
 
 }  // namespace
 
-std::vector<EvaluationRow> evaluate(const EvaluationPlan& plan, const ParallelFor& parallel_for) {
+std::vector<EvaluationRow> evaluate(const EvaluationPlan& plan, const ParallelFor& parallel_for, const std::vector<Lever>& levers) {
     struct Job {
         size_t entry;
         Lever lever;
-        std::string_view policy;
+        size_t arm;
     };
     std::vector<Job> jobs;
-    for (size_t e = 0; e < plan.scenarios.size(); ++e) {
-        for (auto p : cpu_policy_names()) jobs.push_back({e, Lever::Cpu, p});
-        for (auto p : memory_policy_names()) jobs.push_back({e, Lever::Memory, p});
-    }
+    for (size_t e = 0; e < plan.scenarios.size(); ++e)
+        for (Lever lever : levers)
+            for (size_t a = 0; a < arms(lever).size(); ++a) jobs.push_back({e, lever, a});
     std::vector<SimMetrics> results(jobs.size());
     parallel_for(jobs.size(), [&](size_t j) {
         const Job& job = jobs[j];
         SimOptions options;
         options.seed = plan.seeds[job.entry];
-        results[j] = job.lever == Lever::Cpu ? simulate(plan.scenarios[job.entry], job.policy, "no-balloon", options)
-                                             : simulate(plan.scenarios[job.entry], "no-pinning", job.policy, options);
+        if (job.entry < plan.kernel_skill.size()) options.kernel_smart_placement = plan.kernel_skill[job.entry];
+        const Arm& arm = arms(job.lever)[job.arm];
+        results[j] = simulate(plan.scenarios[job.entry], arm.cpu, arm.memory, options);
     });
 
-    // Rows in plan order of scenario names, then lever, then policy.
+    // Rows in plan order of families, then lever, then arm; runs in plan (seed) order.
     std::vector<std::string> order;
     for (const auto& s : plan.scenarios)
         if (std::find(order.begin(), order.end(), s.name) == order.end()) order.push_back(s.name);
     std::vector<EvaluationRow> rows;
     for (const auto& name : order) {
-        for (Lever lever : {Lever::Cpu, Lever::Memory}) {
-            const auto& names = lever == Lever::Cpu ? cpu_policy_names() : memory_policy_names();
+        for (Lever lever : levers) {
             size_t first = rows.size();
-            for (auto policy : names) {
-                std::vector<SimMetrics> runs;
+            for (size_t a = 0; a < arms(lever).size(); ++a) {
+                EvaluationRow row{name, lever, arms(lever)[a].name, {}, {}, {}, {}, ""};
                 for (size_t j = 0; j < jobs.size(); ++j)
-                    if (jobs[j].lever == lever && jobs[j].policy == policy && plan.scenarios[jobs[j].entry].name == name)
-                        runs.push_back(results[j]);
-                rows.push_back({name, lever, std::string(policy), mean(runs), ""});
+                    if (jobs[j].lever == lever && jobs[j].arm == a && plan.scenarios[jobs[j].entry].name == name) {
+                        row.runs.push_back(results[j]);
+                        row.kernel_skill.push_back(jobs[j].entry < plan.kernel_skill.size() ? plan.kernel_skill[jobs[j].entry]
+                                                                                             : SimOptions{}.kernel_smart_placement);
+                    }
+                row.metrics = mean(row.runs);
+                rows.push_back(std::move(row));
             }
-            std::vector<const SimMetrics*> baselines;
-            for (size_t r = first + 1; r < rows.size(); ++r) baselines.push_back(&rows[r].metrics);
-            rows[first].verdict = lever == Lever::Cpu ? cpu_verdict(rows[first].metrics, baselines)
-                                                      : memory_verdict(rows[first].metrics, baselines);
+            for (size_t r = first + 1; r < rows.size(); ++r) rows[r].comparison = compare(lever, rows[first], rows[r]);
+            if (rows.size() > first + 1) {
+                rows[first].comparison = rows[best_baseline(lever, rows, first, rows.size())].comparison;
+                rows[first].verdict = rows[first].comparison.verdict;
+            }
         }
     }
     return rows;

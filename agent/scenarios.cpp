@@ -29,6 +29,8 @@ public:
         return std::sqrt(-2 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2);
     }
     double exponential(double mean) { return -mean * std::log(std::max(1.0 - uniform(), 1e-300)); }
+    // Pareto with scale 1 and shape alpha: heavy-tailed sizes (>= 1).
+    double pareto(double alpha) { return std::pow(std::max(1.0 - uniform(), 1e-12), -1.0 / alpha); }
 
 private:
     uint64_t state_;
@@ -81,12 +83,67 @@ struct Builder {
     }
 };
 
+// Autocorrelated, heavy-tailed demand around `base`: an AR(1) process in
+// log space (coefficient phi, stationary sd sigma), times bursts that start
+// with probability burst_rate per tick, last ~burst_len ticks (geometric)
+// and multiply demand by a Pareto(alpha) factor.
+struct HeavyDemand {
+    double phi = 0.97, sigma = 0.35, burst_rate = 0.004, burst_len = 20, alpha = 1.5;
+};
+
+std::vector<float> heavy_series(Rng& rng, size_t ticks, double base, const HeavyDemand& h) {
+    std::vector<float> out(ticks);
+    double x = h.sigma * rng.normal(), burst = 1;
+    size_t burst_left = 0;
+    const double innovation = h.sigma * std::sqrt(1 - h.phi * h.phi);
+    for (size_t t = 0; t < ticks; ++t) {
+        x = h.phi * x + innovation * rng.normal();
+        if (burst_left == 0 && rng.uniform() < h.burst_rate) {
+            burst = rng.pareto(h.alpha);
+            burst_left = size_t(1 + rng.exponential(h.burst_len));
+        }
+        double m = burst_left > 0 ? burst : 1.0;
+        if (burst_left > 0) --burst_left;
+        out[t] = clamp01(base * std::exp(x - h.sigma * h.sigma / 2) * m);
+    }
+    return out;
+}
+
+// A guest of `vcpus` vCPUs with heavy-tailed demand; a latency-sensitive
+// one wakes in proportion to its demand (requests), and its memory wanders
+// with Pareto jumps that decay (half-life ~2 min).
+SimGuest heavy_guest(Rng& rng, size_t ticks, const Kind& k, int number, bool tell_class, unsigned vcpus, const HeavyDemand& h) {
+    SimGuest g;
+    g.name = std::string(k.prefix) + std::to_string(number);
+    g.ram_bytes = uint64_t(k.ram_gib * double(GiB));
+    g.true_class = k.truth;
+    g.configured_class = tell_class ? k.truth : GuestClass::Unknown;
+    for (unsigned v = 0; v < vcpus; ++v) {
+        SimVcpu vc;
+        double base = rng.uniform(k.demand_lo, k.demand_hi);
+        vc.demand = heavy_series(rng, ticks, base, h);
+        for (size_t t = 0; t < ticks; ++t)
+            vc.wakes_per_s.push_back(float(k.truth == GuestClass::LatencySensitive ? k.wakes * std::max(0.2, vc.demand[t] / base)
+                                                                                   : k.wakes));
+        g.vcpus.push_back(std::move(vc));
+    }
+    double m = k.memory * rng.uniform(0.85, 1.15), wander = 0, jump = 0;
+    const double jump_decay = std::exp2(-1.0 / 120);
+    for (size_t t = 0; t < ticks; ++t) {
+        wander = 0.995 * wander + 0.004 * rng.normal();
+        jump *= jump_decay;
+        if (rng.uniform() < 0.002) jump += 0.04 * rng.pareto(1.8);
+        g.memory_used.push_back(clamp01(m + wander + jump));
+    }
+    return g;
+}
+
 void finish(Scenario& s) {
     double ram = 0;
     for (const auto& g : s.guests) ram += double(g.ram_bytes);
     // Overcommitted just enough that the host runs short unless guests give
     // memory back: the case ballooning is for.
-    s.host_ram_bytes = uint64_t(ram * 1.1);
+    if (s.host_ram_bytes == 0) s.host_ram_bytes = uint64_t(ram * 1.1);
     if (s.background.empty()) s.background.assign(s.host_cpus, std::vector<float>(s.ticks, 0.0f));
 }
 
@@ -191,10 +248,137 @@ Scenario leak(Builder& b) {
     return s;
 }
 
+Scenario heavy(Builder& b) {
+    Scenario s;
+    HeavyDemand ls, batch{0.99, 0.25, 0.002, 60, 2.0};
+    Rng& r = b.rng;
+    s.guests = {heavy_guest(r, b.ticks, kWeb, 1, true, 2, ls),    heavy_guest(r, b.ticks, kWeb, 2, false, 1, ls),
+                heavy_guest(r, b.ticks, kDb, 1, true, 4, ls),     heavy_guest(r, b.ticks, kBatch, 1, true, 8, batch),
+                heavy_guest(r, b.ticks, kBatch, 2, false, 4, batch), heavy_guest(r, b.ticks, kMixed, 1, false, 3, ls),
+                heavy_guest(r, b.ticks, kIdle, 1, false, 1, ls)};
+    // Eight- and four-vCPU batch guests at the archetype's demand would want
+    // more than the host: scale them to ~0.35 and ~0.5 of a CPU per vCPU.
+    for (auto& g : s.guests)
+        if (g.true_class == GuestClass::Batch)
+            for (auto& v : g.vcpus)
+                for (auto& d : v.demand) d = clamp01(d * (g.vcpus.size() >= 8 ? 0.42 : 0.6));
+    return s;
+}
+
+Scenario peaks(Builder& b) {
+    Scenario s;
+    HeavyDemand ls;
+    Rng& r = b.rng;
+    s.guests = {heavy_guest(r, b.ticks, kWeb, 1, true, 2, ls), heavy_guest(r, b.ticks, kWeb, 2, false, 2, ls),
+                heavy_guest(r, b.ticks, kDb, 1, true, 2, ls), b.guest(kBatch, 1, true), b.guest(kBatch, 2, false),
+                b.guest(kBatch, 3, false), b.guest(kMixed, 1, false)};
+    // Cron-style peaks: every batch guest runs its job at the same minute
+    // of every 10 (jitter of seconds), for 2-4 minutes, its memory ramping
+    // up over the job and released at its end; idle in between.
+    constexpr size_t period = 600;
+    size_t offset = size_t(r.uniform(60, 300));
+    for (auto& g : s.guests) {
+        if (g.true_class != GuestClass::Batch) continue;
+        double base_memory = r.uniform(0.15, 0.25), job_memory = r.uniform(0.35, 0.55);
+        size_t len = size_t(r.uniform(120, 240)), jitter = size_t(r.uniform(0, 20));
+        for (size_t t = 0; t < b.ticks; ++t) {
+            size_t into = (t + period - offset - jitter) % period;  // offset + jitter < period
+            bool on = t >= offset + jitter && into < len;
+            for (auto& v : g.vcpus) v.demand[t] = on ? clamp01(0.95 + 0.03 * r.normal()) : clamp01(0.02 + 0.01 * r.normal());
+            g.memory_used[t] = clamp01(base_memory + (on ? job_memory * std::min(1.0, double(into) / (0.5 * double(len))) : 0.0) +
+                                       0.004 * r.normal());
+        }
+    }
+    return s;
+}
+
+// Page cache and spikes (shares of RAM per tick): hot cache around `hot`
+// wandering slowly; sub-second spikes at spike_rate per tick, Pareto-sized.
+void add_cache_and_spikes(Rng& r, size_t ticks, SimGuest& g, double hot, double spike_rate) {
+    double wander = 0;
+    g.memory_cache.resize(ticks);
+    g.memory_spike.assign(ticks, 0.0f);
+    for (size_t t = 0; t < ticks; ++t) {
+        wander = 0.995 * wander + 0.004 * r.normal();
+        g.memory_cache[t] = clamp01(std::min(hot + wander, 0.95 - g.memory_used[t]));
+        if (r.uniform() < spike_rate) g.memory_spike[t] = clamp01(std::min(0.03 * r.pareto(1.5), 0.25));
+    }
+}
+
+Scenario cache(Builder& b) {
+    Scenario s;
+    Rng& r = b.rng;
+    HeavyDemand ls;
+    constexpr Kind kFile{"fs", GuestClass::LatencySensitive, 4, 0.05, 0.15, 400, 0.25};
+    s.guests = {heavy_guest(r, b.ticks, kFile, 1, true, 2, ls), heavy_guest(r, b.ticks, kFile, 2, false, 2, ls),
+                heavy_guest(r, b.ticks, kDb, 1, true, 4, ls),   b.guest(kBatch, 1, true),
+                b.guest(kMixed, 1, false),                      heavy_guest(r, b.ticks, kWeb, 1, false, 1, ls)};
+    s.guests[1].deflate_on_oom = true;
+    add_cache_and_spikes(r, b.ticks, s.guests[0], r.uniform(0.2, 0.35), 1.0 / 60);
+    add_cache_and_spikes(r, b.ticks, s.guests[1], r.uniform(0.2, 0.35), 1.0 / 60);
+    add_cache_and_spikes(r, b.ticks, s.guests[2], r.uniform(0.15, 0.25), 1.0 / 120);
+    add_cache_and_spikes(r, b.ticks, s.guests[4], r.uniform(0.05, 0.15), 1.0 / 300);
+    add_cache_and_spikes(r, b.ticks, s.guests[5], r.uniform(0.05, 0.1), 1.0 / 30);
+    // ETL: OOM bursts -- allocations jump by 30-45 % of RAM within a tick,
+    // hold for seconds, and are freed, every ~15 minutes.
+    SimGuest etl = b.guest(kBatch, 2, false);
+    etl.name = "etl1";
+    for (size_t t = size_t(r.exponential(900)); t < b.ticks; t += size_t(60 + r.exponential(900))) {
+        double burst = r.uniform(0.30, 0.45);
+        size_t len = size_t(r.uniform(3, 10));
+        for (size_t k = t; k < std::min(b.ticks, t + len); ++k) etl.memory_used[k] = clamp01(etl.memory_used[k] + burst);
+    }
+    s.guests.push_back(std::move(etl));
+    return s;
+}
+
+Scenario churn(Builder& b) {
+    Scenario s;
+    Rng& r = b.rng;
+    HeavyDemand ls, batch{0.99, 0.25, 0.002, 60, 2.0};
+    s.guests = {heavy_guest(r, b.ticks, kWeb, 1, true, 2, ls), heavy_guest(r, b.ticks, kDb, 1, true, 2, ls),
+                heavy_guest(r, b.ticks, kBatch, 1, true, 2, batch), heavy_guest(r, b.ticks, kMixed, 1, false, 2, ls)};
+    double base_ram = 0;
+    for (const auto& g : s.guests) base_ram += double(g.ram_bytes);
+    // Arrivals: Poisson, one every ~3 min, each staying ~15 min; 1-4 vCPUs.
+    const Kind* kinds[] = {&kWeb, &kBatch, &kMixed, &kIdle};
+    int number = 10;
+    double arriving_ram = 0;
+    for (double t = r.exponential(180); t < double(b.ticks); t += r.exponential(180)) {
+        const Kind& k = *kinds[size_t(r.uniform() * 4) % 4];
+        SimGuest g = heavy_guest(r, b.ticks, k, number++, false, unsigned(1 + r.uniform() * 4) , k.truth == GuestClass::Batch ? batch : ls);
+        if (k.truth == GuestClass::Batch)
+            for (auto& v : g.vcpus)
+                for (auto& d : v.demand) d = clamp01(d * 0.6);
+        g.arrive_tick = size_t(t);
+        g.run_ticks = size_t(std::max(120.0, r.exponential(900)));
+        arriving_ram += double(g.ram_bytes) * double(std::min(g.run_ticks, b.ticks - g.arrive_tick)) / double(b.ticks);
+        s.guests.push_back(std::move(g));
+    }
+    // 1.75x: the RAM asked for on average (base + arrivals' time share) over the host's.
+    s.host_ram_bytes = uint64_t((base_ram + arriving_ram) / 1.75);
+    s.host_ram_bytes = std::max<uint64_t>(s.host_ram_bytes, uint64_t(base_ram * 1.05));
+    return s;
+}
+
 }  // namespace
 
-const std::vector<std::string_view>& scenario_names() {
+const std::vector<std::string_view>& tuning_family_names() {
     static const std::vector<std::string_view> names = {"steady", "diurnal", "bursty", "noisy", "leak"};
+    return names;
+}
+
+const std::vector<std::string_view>& held_out_family_names() {
+    static const std::vector<std::string_view> names = {"heavy", "peaks", "cache", "churn"};
+    return names;
+}
+
+const std::vector<std::string_view>& scenario_names() {
+    static const std::vector<std::string_view> names = [] {
+        std::vector<std::string_view> all = tuning_family_names();
+        for (auto n : held_out_family_names()) all.push_back(n);
+        return all;
+    }();
     return names;
 }
 
@@ -211,6 +395,10 @@ std::expected<Scenario, std::string> make_scenario(std::string_view name, uint64
     else if (name == "bursty") s = bursty(b);
     else if (name == "noisy") s = noisy(b);
     else if (name == "leak") s = leak(b);
+    else if (name == "heavy") s = heavy(b);
+    else if (name == "peaks") s = peaks(b);
+    else if (name == "cache") s = cache(b);
+    else if (name == "churn") s = churn(b);
     else {
         std::string known;
         for (auto n : scenario_names()) known += (known.empty() ? "" : ", ") + std::string(n);

@@ -50,10 +50,41 @@ Simulator::Simulator(const Scenario& scenario, SimOptions options)
             per_vcpu.push_back(v.demand.empty() ? 0.0 : sum / double(v.demand.size()));
         }
     }
+    for (const auto& g : scenario_.guests)
+        if (g.arrive_tick < scenario_.ticks) {
+            size_t left = scenario_.ticks - g.arrive_tick;
+            asked_ticks_ += double(g.run_ticks ? std::min(g.run_ticks, left) : left);
+        }
+    admit_and_retire();
+}
+
+void Simulator::admit_and_retire() {
     double resident = 0;
-    for (const auto& g : scenario_.guests) resident += double(g.ram_bytes);
-    if (scenario_.host_ram_bytes)
-        host_available_fraction_ = std::max(0.0, 1.0 - resident / double(scenario_.host_ram_bytes));
+    for (size_t i = 0; i < guests_.size(); ++i) {
+        GuestState& st = guests_[i];
+        if (st.running && tick_ >= st.stop_tick) st.running = false;
+        if (st.running) resident += double(scenario_.guests[i].ram_bytes) - st.actual;
+    }
+    // First come, first served: a guest that does not fit holds the queue.
+    double host = double(scenario_.host_ram_bytes);
+    for (size_t i = 0; i < guests_.size(); ++i) {
+        const SimGuest& spec = scenario_.guests[i];
+        GuestState& st = guests_[i];
+        if (st.admitted || spec.arrive_tick > tick_) continue;
+        size_t stop = spec.run_ticks ? spec.arrive_tick + spec.run_ticks : scenario_.ticks;
+        if (tick_ >= stop) {  // its time passed while it waited: it never ran
+            st.admitted = true;
+            continue;
+        }
+        if (host > 0 && host - resident < double(spec.ram_bytes)) break;
+        std::vector<VcpuState> vcpus(spec.vcpus.size());
+        st = GuestState{};
+        st.vcpus = std::move(vcpus);
+        st.running = st.admitted = true;
+        st.stop_tick = stop;
+        resident += double(spec.ram_bytes);
+    }
+    if (host > 0) host_available_fraction_ = std::max(0.0, 1.0 - resident / host);
 }
 
 std::optional<unsigned> Simulator::pinned_cpu(size_t guest, size_t vcpu) const {
@@ -77,6 +108,7 @@ Snapshot Simulator::snapshot() const {
     for (size_t i = 0; i < guests_.size(); ++i) {
         const SimGuest& spec = scenario_.guests[i];
         const GuestState& st = guests_[i];
+        if (!st.running) continue;
         GuestSample g;
         g.name = spec.name;
         g.ram_bytes = spec.ram_bytes;
@@ -87,10 +119,12 @@ Snapshot Simulator::snapshot() const {
             b.actual_bytes = uint64_t(st.actual);
             b.deflate_on_oom_events = st.oom_deflates;
             double ram = double(spec.ram_bytes), used = spec.memory_used.empty() ? 0.0 : spec.memory_used[t] * ram;
-            double limit = ram - st.actual;
+            double limit = ram - st.actual, available = std::max(0.0, limit - used);
+            double free = spec.memory_cache.empty() ? available : std::min(available, 0.03 * limit);
             b.stats.total_memory = uint64_t(limit);
-            b.stats.available_memory = uint64_t(std::max(0.0, limit - used));
-            b.stats.free_memory = b.stats.available_memory;
+            b.stats.available_memory = uint64_t(available);
+            b.stats.free_memory = uint64_t(free);
+            if (!spec.memory_cache.empty()) b.stats.disk_caches = uint64_t(available - free);
             b.stats.major_faults = uint64_t(st.major_faults);
             b.stats.minor_faults = uint64_t(st.minor_faults);
             b.stats.swap_in = uint64_t(st.swap_in);
@@ -118,9 +152,11 @@ Snapshot Simulator::snapshot() const {
 void Simulator::submit(const Action& action) { pending_.push_back({tick_ + options_.action_delay_ticks, action}); }
 
 void Simulator::apply(const Action& a) {
-    auto it = std::find_if(scenario_.guests.begin(), scenario_.guests.end(), [&](const SimGuest& g) { return g.name == a.guest; });
+    auto it = std::find_if(scenario_.guests.begin(), scenario_.guests.end(),
+                           [&](const SimGuest& g) { return g.name == a.guest && guests_[size_t(&g - scenario_.guests.data())].running; });
     if (it == scenario_.guests.end()) {
-        ++metrics_.refused_actions;
+        bool known = std::any_of(scenario_.guests.begin(), scenario_.guests.end(), [&](const SimGuest& g) { return g.name == a.guest; });
+        ++(known ? metrics_.actions_for_departed : metrics_.refused_actions);  // one that left meanwhile is no limit crossed
         return;
     }
     size_t gi = size_t(it - scenario_.guests.begin());
@@ -161,6 +197,11 @@ void Simulator::apply(const Action& a) {
 
 void Simulator::step() {
     if (done()) return;
+    admit_and_retire();
+    for (size_t i = 0; i < guests_.size(); ++i) {
+        if (!guests_[i].admitted && scenario_.guests[i].arrive_tick <= tick_) metrics_.admission_wait_s += scenario_.tick_s;
+        served_ticks_ += guests_[i].running;
+    }
     while (!pending_.empty() && pending_.front().due_tick <= tick_) {
         apply(pending_.front().action);
         pending_.pop_front();
@@ -188,6 +229,7 @@ void Simulator::step() {
         return best;
     };
     for (size_t i = 0; i < guests_.size(); ++i) {
+        if (!guests_[i].running) continue;
         for (size_t v = 0; v < guests_[i].vcpus.size(); ++v) {
             const auto& pin = guests_[i].vcpus[v].pin;
             double d = scenario_.guests[i].vcpus[v].demand[t];
@@ -195,7 +237,10 @@ void Simulator::step() {
                 unpinned.push_back({i, v});
                 continue;
             }
-            unsigned cpu = pin->size() == 1 ? pin->front() : least_loaded(*pin);
+            // Pinned to several CPUs: the kernel places it among them, as well as it places unpinned vCPUs.
+            unsigned cpu = pin->size() == 1 || uniform(rng_state_) < options_.kernel_smart_placement
+                               ? least_loaded(*pin)
+                               : (*pin)[size_t(splitmix(rng_state_) % pin->size())];
             load[cpu] += d;
             placed.push_back({i, v, cpu, d});
         }
@@ -252,6 +297,7 @@ void Simulator::step() {
     }
     for (unsigned c = 0; c < ncpu; ++c) cpu_busy_ns_[c] += std::min(1.0, ran[c] + bg_ran[c]) * dt_ns;
     for (size_t i = 0; i < guests_.size(); ++i) {
+        if (!guests_[i].running) continue;
         std::vector<unsigned> busy_pins;
         for (size_t v = 0; v < guests_[i].vcpus.size(); ++v)
             if (mean_demand_[i][v] >= 0.2)
@@ -265,7 +311,10 @@ void Simulator::step() {
     for (size_t i = 0; i < guests_.size(); ++i) {
         const SimGuest& spec = scenario_.guests[i];
         GuestState& st = guests_[i];
+        if (!st.running) continue;
         double ram = double(spec.ram_bytes), used = spec.memory_used[t] * ram;
+        double hot = spec.memory_cache.empty() ? 0.0 : spec.memory_cache[t] * ram;
+        double spike = spec.memory_spike.empty() ? 0.0 : spec.memory_spike[t] * ram;
         if (spec.balloon) {
             double target = double(st.target);
             if (st.actual < target)  // the guest cannot give pages it uses
@@ -273,13 +322,21 @@ void Simulator::step() {
             else if (st.actual > target)
                 st.actual = std::max(target, st.actual - options_.deflate_bytes_per_s * dt);
         }
-        double limit = ram - st.actual, short_by = used - limit;
+        double limit = ram - st.actual, short_by = used + spike - limit;
         if (short_by > 0 && spec.deflate_on_oom) {
             st.actual = std::max(0.0, st.actual - short_by);
             ++st.oom_deflates;
             ++metrics_.oom_deflates;
             limit = ram - st.actual;
             short_by = used - limit;
+        }
+        double need = used + hot + spike;
+        if (spec.balloon) {
+            ram_s_ += ram * dt;
+            limit_s_ += limit * dt;
+            slack_s_ += (limit - used - hot) * dt;
+            ++metrics_.guest_ticks;
+            metrics_.under_provisioned_ticks += need > limit;
         }
         if (short_by > 0) {
             ++metrics_.failed_allocations;
@@ -291,14 +348,18 @@ void Simulator::step() {
         } else {
             if (st.swapped > 0) st.swap_in += st.swapped;  // brought back in when memory returned
             st.swapped = 0;
-            if (limit - used < 0.02 * ram) st.major_faults += 100 * dt;  // page cache squeezed: refaults
-            metrics_.idle_gib_s += (limit - used) / kGiB * dt;
+            // Hot page cache squeezed out refaults: 5 % of its pages a second.
+            st.major_faults += std::max(0.0, need - limit) / 4096 * 0.05 * dt;
+            if (limit - need < 0.02 * ram) st.major_faults += 100 * dt;  // little left for cache: refaults
+            metrics_.idle_gib_s += std::max(0.0, limit - need) / kGiB * dt;
         }
         st.minor_faults += 1000 * dt;
         resident += limit;
     }
-    if (scenario_.host_ram_bytes)
+    if (scenario_.host_ram_bytes) {
         host_available_fraction_ = std::max(0.0, 1.0 - resident / double(scenario_.host_ram_bytes));
+        if (resident > double(scenario_.host_ram_bytes)) ++metrics_.failed_allocations, ++metrics_.host_short_ticks;
+    }
     ++tick_;
 }
 
@@ -314,6 +375,9 @@ SimMetrics Simulator::metrics() const {
         m.ls_mean_wait_us = sum / double(ls_waits_us_.size());
     }
     m.batch_throughput = batch_wanted_ > 0 ? batch_ran_ / batch_wanted_ : 1.0;
+    m.host_memory_saved = ram_s_ > 0 ? 1.0 - limit_s_ / ram_s_ : 0.0;
+    m.slack = limit_s_ > 0 ? slack_s_ / limit_s_ : 0.0;
+    m.served = asked_ticks_ > 0 ? served_ticks_ / asked_ticks_ : 1.0;
     return m;
 }
 

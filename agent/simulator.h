@@ -3,9 +3,9 @@
 // report, as Snapshots.
 //
 // CPU: each tick every vCPU lands on a CPU -- its pin, or for an unpinned
-// one the kernel's choice, modelled as the least loaded CPU with
-// probability kernel_smart_placement and any CPU otherwise (wake-up
-// balancing sees a stale picture). A CPU is shared max-min fairly (CFS
+// one (or one pinned to several CPUs: among those) the kernel's choice,
+// modelled as the least loaded CPU with probability kernel_smart_placement
+// and any CPU otherwise (wake-up balancing sees a stale picture). A CPU is shared max-min fairly (CFS
 // with equal weights; other processes' background load takes its share
 // too): a vCPU wanting d runs r = min(d, fair level) and waits
 //   (d - r) + 0.2 * r * q(o),  q(o) = o / (1 - min(o, 0.9))
@@ -14,14 +14,24 @@
 // whole CPU (an M/M/1-like knee, capped, scaled down for CFS's wake-up
 // preemption).
 //
-// Memory: a guest needs memory_used of its RAM; the balloon holds `actual`
+// Memory: a guest's limit is RAM - actual, the balloon holding `actual`
 // (moving towards the target at inflate/deflate rates, and never taking
-// pages the guest uses). Whatever the guest needs beyond RAM - actual it
-// must swap (a failed allocation each tick it is short) -- or, with
-// deflate-on-OOM, it takes balloon pages back. Running within 2 % of its
-// limit it reclaims cache and refaults (major faults): the early warning a
-// real guest gives. Host free = host RAM - sum(RAM - actual), as if every
-// guest had touched all the memory it is allowed.
+// pages the guest's allocations hold). Its working set ("need") is its
+// allocations (memory_used), its hot page cache (memory_cache) and this
+// tick's sub-second spike (memory_spike). It reports MemAvailable = limit -
+// allocations (page cache counts as available, as in Linux) and MemFree
+// of a few percent of the limit when it keeps page cache (free memory
+// fills with cache), else limit - allocations. Need above the limit is an
+// under-provisioned tick: squeezed hot cache refaults (major faults in
+// proportion to what was squeezed); allocations above the limit must swap
+// (a failed allocation each tick it is short) -- or, with deflate-on-OOM,
+// the guest takes balloon pages back. Running within 2 % of its need it
+// refaults a little too: the early warning a real guest gives.
+// Host free = host RAM - sum(RAM - actual) of the running guests, as if
+// each had touched all the memory it is allowed (page cache fills it). A
+// guest asking to start waits until host free covers its RAM (what memory
+// saved buys: guests served); a tick the running guests' limits exceed
+// the host's RAM counts as one failed allocation (the host would swap).
 //
 // Actions take effect action_delay_ticks later, and the simulator refuses
 // what apply() would refuse under the hard limits (counted in metrics):
@@ -56,12 +66,23 @@ struct SimMetrics {
     double ls_mean_wait_us = 0;
     double batch_throughput = 1;      // CPU the batch vCPUs got / wanted
     double idle_gib_s = 0;            // memory guests had but did not use
-    uint64_t failed_allocations = 0;  // guest-ticks short of memory (swapping)
+    // Host memory the balloons saved: 1 - sum(RAM - balloon) / sum(RAM)
+    // over the guests' ticks (0: no balloon; what more guests could use).
+    double host_memory_saved = 0;
+    // Autopilot's slack: sum(limit - need) / sum(limit), limit = RAM - balloon.
+    double slack = 0;
+    uint64_t guest_ticks = 0;               // ballooned guests x ticks
+    uint64_t under_provisioned_ticks = 0;   // of those: need above the limit
+    uint64_t failed_allocations = 0;  // guest-ticks short of memory (swapping), and ticks the host is
+    uint64_t host_short_ticks = 0;    // of those: ticks the host could not back its guests' limits
+    double served = 1;                // guest-ticks run / asked for (arrivals wait for memory)
+    double admission_wait_s = 0;      // guest-seconds waited for admission
     double swapped_gib_s = 0;
     uint64_t oom_deflates = 0;
     uint64_t pin_actions = 0;
     uint64_t balloon_actions = 0;
     uint64_t refused_actions = 0;     // crossed a hard limit: must stay 0 for any controller
+    uint64_t actions_for_departed = 0;  // arrived after their guest left (churn)
     uint64_t busy_siblings_pinned_together = 0;  // guest-ticks with two busy vCPUs (mean demand >= 0.2) pinned to one CPU
 };
 
@@ -84,6 +105,7 @@ public:
     uint64_t balloon_target(size_t guest) const { return guests_[guest].target; }
     uint64_t balloon_actual(size_t guest) const { return uint64_t(guests_[guest].actual); }
     std::optional<unsigned> pinned_cpu(size_t guest, size_t vcpu) const;
+    bool running(size_t guest) const { return guests_[guest].running; }
 
 private:
     struct VcpuState {
@@ -99,6 +121,8 @@ private:
         double major_faults = 0, minor_faults = 0, swap_in = 0, swap_out = 0, swapped = 0;
         uint64_t oom_deflates = 0;
         std::vector<VcpuState> vcpus;
+        bool running = false, admitted = false;
+        size_t stop_tick = 0;  // exclusive
     };
     struct Pending {
         size_t due_tick;
@@ -106,6 +130,7 @@ private:
     };
 
     void apply(const Action& action);
+    void admit_and_retire();
     double now_s() const { return double(tick_) * scenario_.tick_s; }
 
     Scenario scenario_;
@@ -120,6 +145,8 @@ private:
     std::vector<float> ls_waits_us_;
     std::vector<std::vector<double>> mean_demand_;  // per guest, per vCPU: over the whole scenario
     double batch_ran_ = 0, batch_wanted_ = 0;
+    double ram_s_ = 0, limit_s_ = 0, slack_s_ = 0;  // byte-seconds of ballooned guests
+    double served_ticks_ = 0, asked_ticks_ = 0;
 };
 
 }  // namespace vireo::agent

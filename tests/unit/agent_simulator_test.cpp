@@ -50,6 +50,76 @@ TEST(AgentSimulator, ShortfallIsAFailedAllocation) {
     EXPECT_EQ(sim.metrics().failed_allocations, 1u);  // tick 50 needed 99 % of RAM
 }
 
+TEST(AgentSimulator, HotPageCacheIsWorkingSetButReportedAvailable) {
+    auto s = make_scenario("steady", 1, 120);
+    ASSERT_TRUE(s);
+    SimGuest& g = s->guests[0];
+    g.memory_used.assign(120, 0.5f);
+    g.memory_cache.assign(120, 0.3f);
+    Simulator sim(*s);
+    sim.step();
+    // Allocations 50 %, hot cache 30 %: the guest reports 50 % available, and
+    // MemFree of a few percent (its cache fills free memory).
+    auto b = *sim.snapshot().guests[0].balloon;
+    EXPECT_NEAR(double(*b.stats.available_memory), 0.5 * double(g.ram_bytes), 1e6);
+    EXPECT_LT(double(*b.stats.free_memory), 0.05 * double(g.ram_bytes));
+    // A balloon of 25 % (five steps) squeezes the hot cache: under-provisioned and refaulting, not failing.
+    for (int k = 1; k <= 5; ++k) {
+        sim.submit({g.name, action::BalloonTarget{g.ram_bytes / 20 * uint64_t(k)}});
+        for (int t = 0; t < 11; ++t) sim.step();
+    }
+    while (!sim.done()) sim.step();
+    SimMetrics m = sim.metrics();
+    EXPECT_GT(m.under_provisioned_ticks, 0u);
+    EXPECT_EQ(m.failed_allocations, 0u);
+    EXPECT_GT(double(*sim.snapshot().guests[0].balloon->stats.major_faults), 1000.0);
+}
+
+TEST(AgentSimulator, SubSecondSpikesFailUnseen) {
+    auto s = make_scenario("steady", 1, 30);
+    ASSERT_TRUE(s);
+    SimGuest& g = s->guests[0];
+    g.memory_used.assign(30, 0.9f);
+    g.memory_spike.assign(30, 0.0f);
+    g.memory_spike[20] = 0.08f;
+    Simulator sim(*s);
+    sim.submit({g.name, action::BalloonTarget{g.ram_bytes / 20}});  // leaves 95 %
+    for (int t = 0; t < 20; ++t) sim.step();
+    double available = double(*sim.snapshot().guests[0].balloon->stats.available_memory);
+    sim.step();  // the spike: 98 % wanted for a moment
+    EXPECT_EQ(double(*sim.snapshot().guests[0].balloon->stats.available_memory), available);  // no sample shows it
+    EXPECT_EQ(sim.metrics().failed_allocations, 1u);
+    EXPECT_EQ(sim.metrics().under_provisioned_ticks, 1u);
+}
+
+TEST(AgentSimulator, ArrivalsWaitForMemoryAndLeave) {
+    auto s = make_scenario("steady", 1, 300);
+    ASSERT_TRUE(s);
+    s->guests.resize(2);
+    s->guests[1].arrive_tick = 10;
+    s->guests[1].run_ticks = 200;  // asks for ticks 10-209
+    // The second fits only once the first gives up half its RAM (and a MiB of rounding).
+    s->host_ram_bytes = s->guests[0].ram_bytes + s->guests[1].ram_bytes / 2 + (1 << 20);
+    Simulator sim(*s);
+    for (int t = 0; t < 20; ++t) sim.step();
+    EXPECT_TRUE(sim.running(0));
+    EXPECT_FALSE(sim.running(1));
+    EXPECT_EQ(sim.snapshot().guests.size(), 1u);
+    // Ten 5 % steps of the first guest (2 GiB, as the second).
+    for (int k = 1; k <= 10; ++k) {
+        sim.submit({s->guests[0].name, action::BalloonTarget{s->guests[0].ram_bytes / 20 * uint64_t(k)}});
+        for (int t = 0; t < 11 && !sim.running(1); ++t) sim.step();
+    }
+    ASSERT_TRUE(sim.running(1));
+    EXPECT_EQ(sim.snapshot().guests.size(), 2u);
+    while (!sim.done()) sim.step();
+    EXPECT_FALSE(sim.running(1));  // left at tick 210, having waited for a third of its time
+    SimMetrics m = sim.metrics();
+    EXPECT_GT(m.admission_wait_s, 50.0);
+    EXPECT_LT(m.served, 1.0);
+    EXPECT_EQ(m.host_short_ticks, 0u);
+}
+
 TEST(AgentSimulator, SameSeedSameNumbers) {
     auto s = make_scenario("bursty", 3, 400);
     ASSERT_TRUE(s);
@@ -59,32 +129,36 @@ TEST(AgentSimulator, SameSeedSameNumbers) {
     EXPECT_EQ(a.ls_p99_wait_us, b.ls_p99_wait_us);
 }
 
-// The replay table in small (seed 2: not the tuning seed; 30 simulated
-// minutes to stay fast). What holds: the learned balloon policy is never
-// worse than the best fixed baseline; the learned pinning beats every
-// baseline on most scenarios but not all (the README's table says which),
-// and no controller action ever crosses a hard limit.
-TEST(AgentReplay, LearnedAgainstTheBestBaseline) {
-    auto plan = plan_scenarios({}, {2}, 1800);
+// The replay protocol in small on the tuning families (seeds 2-4: not the
+// tuning seed; 15 simulated minutes to stay fast). What holds there: no
+// action ever crosses a hard limit or pins busy siblings together; the
+// learned balloon policy fails no allocation and saves more memory than no
+// balloon; the learned pinning is never worse than the kernel alone.
+TEST(AgentReplay, LearnedAgainstTheBaselinesOnTheTuningFamilies) {
+    std::vector<std::string> tuning(tuning_family_names().begin(), tuning_family_names().end());
+    auto plan = plan_scenarios(tuning, {2, 3, 4}, 900);
     ASSERT_TRUE(plan) << plan.error();
     auto rows = evaluate(*plan, tbb_parallel_for());
-    size_t judged = 0, cpu_better = 0, memory_better = 0;
+    size_t judged = 0;
     for (const auto& r : rows) {
         EXPECT_EQ(r.metrics.refused_actions, 0u) << r.scenario << " " << r.policy;
         EXPECT_EQ(r.metrics.busy_siblings_pinned_together, 0u) << r.scenario << " " << r.policy;
-        if (r.policy != kLearned) continue;
-        ++judged;
-        if (r.lever == Lever::Memory) {
-            EXPECT_NE(r.verdict, "worse") << r.scenario;
-            EXPECT_EQ(r.metrics.failed_allocations, 0u) << r.scenario;
-            memory_better += r.verdict == "better";
-        } else {
-            cpu_better += r.verdict == "better";
+        EXPECT_EQ(r.runs.size(), 3u);
+        if (r.policy == kLearned) {
+            ++judged;
+            EXPECT_FALSE(r.verdict.empty());
+            if (r.lever == Lever::Memory) {
+                EXPECT_EQ(r.metrics.failed_allocations, 0u) << r.scenario;
+            }
+        }
+        if (r.lever == Lever::Memory && r.policy == "no-balloon") {
+            EXPECT_EQ(r.comparison.verdict, "better") << r.scenario;
+        }
+        if (r.lever == Lever::Cpu && r.policy == "no-pinning") {
+            EXPECT_NE(r.comparison.verdict, "worse") << r.scenario;
         }
     }
-    EXPECT_EQ(judged, 10u);
-    EXPECT_GE(memory_better, 4u);
-    EXPECT_GE(cpu_better, 3u);
+    EXPECT_EQ(judged, 15u);  // 5 families x 3 levers
 }
 
 }  // namespace
