@@ -34,7 +34,7 @@ DEB_PACKAGES := build-essential g++ make clang llvm lld libclang-rt-14-dev clang
     liburing-dev libtbb-dev libgtest-dev libgmock-dev libbenchmark-dev \
     nlohmann-json3-dev libcli11-dev libfmt-dev libseccomp-dev libcpp-httplib-dev \
     qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils fio \
-    procps util-linux curl python3 clang-format
+    procps util-linux e2fsprogs curl python3 clang-format
 
 VMM_SRCS   := $(shell find vmm -name '*.cpp' ! -name main.cpp 2>/dev/null | sort)
 BPF_SRCS   := $(shell find bpf -name '*.cpp' 2>/dev/null | sort)
