@@ -39,16 +39,25 @@ mount -t devpts devpts $H/dev/pts
 # /tmp on the scratch disk (ext4: tests open disk images with O_DIRECT,
 # which tmpfs refuses), the build directory shared writable (what jobs write
 # there, e.g. benchmark results, reaches the host), and a loopback interface
-# (control and metrics endpoints listen on 127.0.0.1).
+# (control and metrics endpoints listen on 127.0.0.1). A checkout or build
+# under the host's /tmp (a CI clone) is bound back over the scratch disk at
+# its own path.
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 hostbuild "$H$BUILD"; then
+    say "ERROR L1: cannot mount the build directory over 9p (mount_tag=hostbuild)"
+    exit 1
+fi
+under_tmp=
+for p in "$REPO" "$BUILD"; do
+    case $p in /tmp/*) mkdir -p "/keep$p" && mount -o rbind "$H$p" "/keep$p" && under_tmp="$under_tmp $p" ;; esac
+done
 if ! mount -t ext4 -o noatime "$SCRATCH_DEV" $H/tmp; then
     say "ERROR L1: cannot mount the scratch disk $SCRATCH_DEV on /tmp"
     exit 1
 fi
 chmod 1777 $H/tmp
-if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 hostbuild "$H$BUILD"; then
-    say "ERROR L1: cannot mount the build directory over 9p (mount_tag=hostbuild)"
-    exit 1
-fi
+for p in $under_tmp; do
+    mkdir -p "$H$p" && mount -o rbind "/keep$p" "$H$p" || { say "ERROR L1: cannot bind $p back over the scratch /tmp"; exit 1; }
+done
 ip link set lo up
 # L1 runs without KASLR, so one copy of its symbols per kernel lets the
 # harness name the functions where a locked-up L1's CPUs were.
