@@ -6,8 +6,8 @@
 //
 // Reclaim moves at most one limit step (5 % of RAM) at a time and not more
 // often than the limit interval (10 s) -- the controller enforces both for
-// every policy, this one plans with them. Giving back is not limited (issue
-// 8; apply() and the controller exempt it): memory goes back at once,
+// every policy, this one plans with them. Giving back is not limited
+// (apply() and the controller exempt it): memory goes back at once,
 // sized to the need, when the guest shows pressure (major faults, swap-in)
 // or had a deflate-on-OOM (at least one step, or what restores its free
 // floor if more), or runs low while the host has memory to spare (what

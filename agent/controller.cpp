@@ -77,7 +77,7 @@ bool Controller::bound(const Features& f, const Proposal& p, GuestLimits& lim, D
             ++counters_.clamped_by_floor;
         }
         if (next == cur) return false;
-        // Giving memory back is never limited (issue 8; apply() exempts it
+        // Giving memory back is never limited (apply() exempts it
         // too): it goes at once and whole. Reclaim is paced by the step and
         // the interval, which a give-back restarts as apply() does.
         if (next > cur) {

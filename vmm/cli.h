@@ -26,7 +26,7 @@ struct CliResult {
     std::string host_config;     // vireo host --config FILE
     std::string control;         // --control PATH|none (empty: the default path)
     std::string metrics_listen;  // --metrics-listen ADDR:PORT (empty: off)
-    std::string seccomp = "on";  // --seccomp off|log|on (issue 9; checked here)
+    std::string seccomp = "on";  // --seccomp off|log|on (per-thread filters; checked here)
     std::string user;            // --user NAME (empty: stay who we are)
 };
 

@@ -66,7 +66,7 @@ struct HostConfig {
     std::string metrics_listen;  // "ADDR:PORT"; empty: no metrics listener
     ControllerMode controller_mode = ControllerMode::Off;
     ControllerLimits controller_limits;
-    std::chrono::milliseconds controller_tick{1000};  // controller.tick_s: how often the controller looks (issue 8)
+    std::chrono::milliseconds controller_tick{1000};  // controller.tick_s: how often the controller looks
     // controller.balloon_warmup_s: history the balloon policy wants before
     // its first reclaim; nullopt: the policy's default (agent/balloon_policy.h).
     std::optional<double> controller_balloon_warmup_s;

@@ -147,7 +147,7 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
             return std::unexpected(e);
         }
     held.commit();
-    // Issue 9: with --user, drop to that user; then the control thread's
+    // With --user, drop to that user; then the control thread's
     // seccomp filter, which every guest thread started below inherits.
     if (auto r = security::lock_down(); !r) return host_err(r.error());
     for (auto& g : h->guests_) h->start_guest(*g);
@@ -407,7 +407,7 @@ std::expected<void, Error> Host::check_controller_limits(Guest& g, const Action&
         return std::unexpected(err(ErrorCode::OutOfRange, fmt::format("limit {}: {}", limit, message)));
     };
     if (auto* b = std::get_if<action::BalloonTarget>(&a.body)) {
-        // Giving memory back is never limited (issue 8): a guest under
+        // Giving memory back is never limited: a guest under
         // pressure, after a deflate-on-OOM or asking for more gets it at
         // once. The limits pace reclaim only.
         if (b->bytes < g.balloon_target()) return {};

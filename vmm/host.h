@@ -9,7 +9,7 @@
 // Threads: this one (epoll: signalfd, each guest's stop eventfd, sockets,
 // timers, tasks posted by other threads), plus each guest's vCPU and I/O
 // threads. All state here is touched on this thread only; other threads
-// (the controller, issue 8) reach it through submit(), which posts to the
+// (the learned controller) reach it through submit(), which posts to the
 // loop and resolves a future.
 #pragma once
 
@@ -91,7 +91,7 @@ private:
     std::expected<void, BuildError> open_endpoints();
     void start_guest(Guest& g);
     // Takes a live guest down (poweroff if `why`, else it already stopped)
-    // and reports it; then what follows a stop (run-mode exit, issue 7's
+    // and reports it; then what follows a stop (run-mode exit, the
     // restart policy).
     void stop_guest(Guest& g, const std::optional<std::string>& poweroff_why, bool restarting = false);
     std::expected<void, Error> restart_guest(Guest& g, const std::string& why);
@@ -133,7 +133,7 @@ private:
     std::chrono::steady_clock::time_point started_;
     std::optional<StopRequest> last_stop_;  // run mode: the exit status
     bool exiting_ = false;
-    std::unique_ptr<controller::ControllerThread> controller_;  // issue 8: the learned controller's thread
+    std::unique_ptr<controller::ControllerThread> controller_;  // the learned controller's thread
 };
 
 }  // namespace vireo

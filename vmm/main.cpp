@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     if (!cli->control.empty()) config.control_path = cli->control;
     if (!cli->metrics_listen.empty()) config.metrics_listen = cli->metrics_listen;
 
-    // Issue 9: the user to become is looked up now (a bad name is bad
+    // Least privilege: the user to become is looked up now (a bad name is bad
     // input); the seccomp filters are compiled before any thread starts.
     // Host::create drops privileges and installs the control thread's filter
     // once everything is open and before any guest runs.

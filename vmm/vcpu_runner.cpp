@@ -118,7 +118,7 @@ void VcpuRunner::loop() {
     sigdelset(&set, kKickSignal);
     for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS}) sigdelset(&set, s);
     ::pthread_sigmask(SIG_SETMASK, &set, nullptr);
-    // Set up: from here on only what the vCPU list allows (issue 9).
+    // Set up: from here on only what the vCPU list allows (least privilege).
     security::seccomp_install(security::ThreadKind::Vcpu, thread_name_);
 
     kvm_run* run = vcpu_.run_state();

@@ -1,8 +1,8 @@
 /* Actions: the one vocabulary for changing a running vireo.
  *
  * An administrator's request on the control socket, the learned
- * controller's decision (agent/, issue 8) and the supervisor's restart of a
- * faulted guest (issue 7) are all an `Action` with an `Origin`, and all go
+ * controller's decision (agent/) and the supervisor's restart of a
+ * faulted guest are all an `Action` with an `Origin`, and all go
  * through one `Actuator::submit` -> the host's `apply()`: the same checks,
  * the same decision log (who, what, when, why, result, how to undo it), the
  * same events. Nothing changes a guest any other way.
@@ -148,8 +148,8 @@ struct Action {
 
 enum class ActionSource {
     Admin,       // the control socket (a person or a script)
-    Controller,  // the learned controller (issue 8)
-    Supervisor,  // restart policy / watchdog (issue 7)
+    Controller,  // the learned controller (agent/)
+    Supervisor,  // restart policy, hang detection, watchdog
     Config,      // start-up settings from the config file (initial pinning)
 };
 constexpr std::string_view to_string(ActionSource s) {

@@ -1,5 +1,5 @@
 // Bad input to `vireo run`: command-line errors and malformed kernel images.
-// The contract (DESIGN.md §4): one line on stderr that says what and where,
+// The contract (ARCHITECTURE.md, Contracts): one line on stderr that says what and where,
 // exit status 2 (VIREO_EXIT_BAD_INPUT), and no guest started (no output).
 #include <elf.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// The learned controller live (issue 8), on this host's /dev/kvm with test
+// The learned controller live, on this host's /dev/kvm with test
 // guests. These take minutes (about 6 in all) and run in `make test`.
 //
 // GivingBackIsNeverLimited (in-process, seconds): a controller action that
@@ -41,7 +41,7 @@
 // throughput is the work it completes per second, equal to its demand as
 // long as its CPU has room for it over time and lower as soon as it has not
 // (two 60 % burners pinned together by hand kept 0.80). Phase A: controller off (no pinning), 30 s measured. Phase B:
-// `auto`; once the pinning has settled, 30 s measured. Checks (the issue's):
+// `auto`; once the pinning has settled, 30 s measured. Checks (the controller's goals):
 // p99 run-queue wait of the LS vCPU, from the eBPF run-queue histogram over
 // each window (interpolated inside its log2 bucket, as Prometheus'
 // histogram_quantile does), >= 30 % lower in B; each burner's throughput in

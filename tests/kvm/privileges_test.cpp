@@ -1,4 +1,4 @@
-// Issue 9 on /dev/kvm: `vireo run --user nobody` started as root opens
+// Least privilege on /dev/kvm: `vireo run --user nobody` started as root opens
 // what it needs, then runs the guest as nobody with no capabilities, and a
 // restart still works after the drop (the kept /dev/kvm fd; the probes
 // loaded as root are reused by the restart).

@@ -1,4 +1,4 @@
-// Issue 9 on /dev/kvm: vireo runs every thread under its seccomp filter
+// Hardening on /dev/kvm: vireo runs every thread under its seccomp filter
 // (the default), a forbidden syscall in any thread kind ends vireo with the
 // line naming the thread and the call and exit status 1, --seccomp log
 // logs it and the guest runs to completion, and no fd vireo holds while a
@@ -91,14 +91,14 @@ TEST_F(Seccomp, LogModeLogsAndTheGuestRunsToCompletion) {
     }
 }
 
-// The controller thread (issue 8) installs ThreadKind::Controller; until a
+// The controller thread installs ThreadKind::Controller; until a
 // build has one, the unit tests cover its list and this says so.
 TEST_F(Seccomp, ControllerThreadKind) {
     ::setenv("VIREO_TEST_SECCOMP_VIOLATION", "controller", 1);
     auto r = run_vireo(args("cpu:1000"), 30s);
     if (r.err.find("(controller) made a forbidden syscall") == std::string::npos) {
         EXPECT_TRUE(r.exited && r.status == VIREO_EXIT_OK) << r.describe();
-        GTEST_SKIP() << "this vireo runs no controller thread for `vireo run` (issue 8); its filter is unit-tested";
+        GTEST_SKIP() << "this vireo runs no controller thread for `vireo run`; its filter is unit-tested";
     }
     EXPECT_TRUE(r.exited && r.status == VIREO_EXIT_HOST_ERROR) << r.describe();
 }
@@ -146,7 +146,7 @@ TEST_F(Seccomp, EveryThreadIsFilteredByDefaultAndNoneWithOff) {
     }
 }
 
-// Issue 9: no fd leaks into anything vireo spawns. While a guest runs with
+// No fd leaks into anything vireo spawns. While a guest runs with
 // a disk, a balloon, the control socket (and a client on it) and the
 // metrics listener, every fd above stderr has O_CLOEXEC.
 TEST_F(Seccomp, EveryFdIsCloseOnExec) {

@@ -112,7 +112,7 @@ vm_linux() {
             --cmdline "$cmdline" --cpus "$cpus" --mem "$mem" "$@"
         ;;
     qemu)
-        # QEMU microvm in its fastest configuration (DESIGN.md §1).
+        # QEMU microvm in its fastest configuration (the baseline boot_to_init_ms is measured against).
         run_vmm "$tmo" "$show" -- qemu-system-x86_64 -accel kvm -cpu host -M microvm,rtc=on \
             -nodefaults -no-user-config -display none -serial stdio -no-reboot \
             -smp "$cpus" -m "$mem" -kernel "$image/vmlinuz" -initrd "$initrd" -append "$cmdline" "$@"

@@ -59,7 +59,7 @@ TEST_F(SeccompTest, EveryListCompilesInBothModes) {
 }
 
 TEST_F(SeccompTest, ListSizes) {
-    // The numbers the README and issue 9 report (Firecracker: 27 vCPU / 31 API / 50 VMM).
+    // The numbers the README reports (Firecracker: 27 vCPU / 31 API / 50 VMM).
     for (ThreadKind k : kThreadKinds) {
         auto a = allow_list(k);
         std::printf("seccomp: %-10s %3zu syscalls, %2zu ioctl requests, %4zu BPF instructions\n", std::string(to_string(k)).c_str(),
@@ -197,7 +197,7 @@ TEST_F(SeccompTest, ControlMayCreateThreadsButNotProcesses) {
         ::testing::ExitedWithCode(1), R"(thread "vireo" \(control\) made a forbidden syscall: clone \(56\); exiting)");
 }
 
-// What the controller (issue 8) does: read /proc, sleep, lock, post through
+// What the controller does: read /proc, sleep, lock, post through
 // an eventfd, start worker threads; and it may not open a file for writing.
 TEST_F(SeccompTest, ControllerCanDoItsJob) {
     SKIP_IF_SANITIZED();

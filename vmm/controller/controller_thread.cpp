@@ -53,7 +53,7 @@ void ControllerThread::run() {
     ::pthread_setname_np(::pthread_self(), "controller");
     security::seccomp_install(security::ThreadKind::Controller, "controller");
     loop();
-    // What the controller cost this process (issue 8: <= 1 % of a core).
+    // What the controller cost this process (its budget: <= 1 % of a core).
     if (cost_.ticks)
         log_info("controller: {} ticks, {} decisions; Controller::tick {:.1f} us mean, {:.1f} us max; snapshot {:.1f} us mean",
                  cost_.ticks, cost_.decisions, double(cost_.total_ns) / double(cost_.ticks) / 1e3, double(cost_.max_ns) / 1e3,

@@ -1,4 +1,4 @@
-// The learned controller's thread in vireo (issue 8): every tick it
+// The learned controller's thread in vireo: every tick it
 // gathers a snapshot (agent/snapshot.h), runs agent::Controller::tick, and
 // submits each decision through the host's actuator -- the same door as the
 // control socket, so apply() checks mode, held levers and limits again,
@@ -9,8 +9,8 @@
 // snapshot is gathered there: the controller posts a task that copies what
 // it needs (gather_from_host) into a mailbox -- a mutex and a condition
 // variable, one slot -- and waits for it, then reads /proc itself
-// (SnapshotBuilder::complete). The issue suggests a TBB concurrent queue
-// here; vireo is linked fully static and Debian has no static TBB
+// (SnapshotBuilder::complete). A TBB concurrent queue would be the obvious
+// handoff; vireo is linked fully static and Debian has no static TBB
 // (agent/tbb_executor.h), and a one-slot handoff per second needs no more.
 // Decisions go back through Host::submit (a posted task per action).
 //

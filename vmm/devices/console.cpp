@@ -280,7 +280,7 @@ void Console::stop_input() {
 
 void Console::input_loop() {
     ::pthread_setname_np(::pthread_self(), "console");
-    security::seccomp_install(security::ThreadKind::Console, "console");  // issue 9
+    security::seccomp_install(security::ThreadKind::Console, "console");  // least privilege: only the calls a console thread makes
     std::array<uint8_t, 512> buf;
     bool input_open = true;
     for (;;) {

@@ -196,7 +196,7 @@ void IoThread::loop() {
     sigfillset(&set);
     for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS}) sigdelset(&set, s);
     ::pthread_sigmask(SIG_SETMASK, &set, nullptr);
-    security::seccomp_install(security::ThreadKind::Io, name_);  // issue 9
+    security::seccomp_install(security::ThreadKind::Io, name_);  // least privilege: only the calls an I/O thread makes
 
     for (auto& w : watches_) arm(*w);
     constexpr unsigned kBatch = 64;

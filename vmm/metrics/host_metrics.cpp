@@ -141,7 +141,7 @@ void guest_metrics(Exposition& x, Guest& g) {
         x.counter("vireo_blk_bytes_total", "virtio-blk bytes moved", op("write"), double(c.bytes_written.load()));
         x.counter("vireo_blk_errors_total", "virtio-blk requests the host failed", dl, double(c.io_errors.load()));
     }
-    for (const auto& [limit, n] : guest_limit_hits(m->virtio())) {  // issue 9: bounds on what the guest controls
+    for (const auto& [limit, n] : guest_limit_hits(m->virtio())) {  // bounds on what the guest controls (ARCHITECTURE.md: the hostile guest)
         auto ll = l;
         ll.emplace_back("limit", limit);
         x.counter("vireo_guest_limit_hits_total", "guest requests that ran into a host-side bound, by bound", ll, double(n));

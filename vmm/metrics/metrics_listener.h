@@ -1,14 +1,14 @@
 // `--metrics-listen ADDR:PORT`: Prometheus scrapes over HTTP/1.1, served on
 // the control thread's event loop.
 //
-// Why not cpp-httplib (which DESIGN.md's "prefer a library" points to):
+// Why not cpp-httplib (vireo prefers a library where one fits):
 // Debian 12's libcpp-httplib-dev is not the header-only build. Its
 // httplib.h holds declarations only and links a shared libcpp-httplib.so
 // built with OpenSSL, zlib and brotli, which vireo (static libstdc++, a
 // 4 MiB RSS budget) would have to load in every run: measured, a minimal
 // program grows from 1.3 MiB to 7.9 MiB RSS with 12 more shared objects.
 // Its server also brings a thread pool of at least 8 threads against the
-// one control thread of DESIGN.md §3. A scrape endpoint needs one request
+// one control thread (ARCHITECTURE.md, Threads). A scrape endpoint needs one request
 // line and a response, so it is served here with bounded buffers, a
 // connection limit and a timeout instead.
 #pragma once

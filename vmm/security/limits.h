@@ -1,5 +1,5 @@
 // Guest-controlled quantities that cost host memory or time, and how often
-// a guest ran into their bounds (issue 9). Each bound is enforced where the
+// a guest ran into their bounds. Each bound is enforced where the
 // quantity is read (the device models); this gathers the counters of one
 // guest's devices for the metrics (vireo_guest_limit_hits_total) -- the
 // same counters --stats prints per device. The README lists the bounds.

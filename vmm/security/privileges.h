@@ -1,4 +1,4 @@
-// Least privilege (issue 9): `--user NAME` makes a vireo started as root
+// Least privilege: `--user NAME` makes a vireo started as root
 // open everything it needs (/dev/kvm, disks, the control socket, the eBPF
 // probes -- all done while the guests are built) and then become NAME with
 // no capabilities at all, before any guest runs.
@@ -12,7 +12,7 @@
 // keeping the two would not keep the probes working -- and CAP_BPF in a
 // process that a guest attacks is worth more to an attacker than a probe
 // is to the operator. So the probes are loaded while still root: a restart
-// reuses its guest's probe set (issue 7), so they stay; a probe set that
+// reuses its guest's probe set, so they stay; a probe set that
 // would have to be loaded after the drop is skipped with one log line
 // (Machine::build). /dev/kvm is opened once
 // before the drop and kept (dup'ed for each rebuilt machine), so restarts

@@ -1,4 +1,4 @@
-// Per-thread seccomp-bpf allow-lists (issue 9): each kind of vireo thread
+// Per-thread seccomp-bpf allow-lists: each kind of vireo thread
 // may make exactly the system calls it uses, and for ioctl only the request
 // numbers it uses. A forbidden call kills vireo with one line naming the
 // thread and the call (--seccomp on), or is logged and carried out
@@ -39,7 +39,7 @@ enum class ThreadKind : uint8_t {
     Vcpu,        // KVM_RUN and the device models it dispatches to
     Io,          // a guest's io_uring thread (virtio-blk, virtio-balloon)
     Console,     // console input (stdin -> the UART)
-    Controller,  // the learned controller (issue 8): /proc/pressure, /proc/stat, posts tasks to the control loop
+    Controller,  // the learned controller: /proc/pressure, /proc/stat, posts tasks to the control loop
 };
 inline constexpr ThreadKind kThreadKinds[] = {ThreadKind::Control, ThreadKind::Vcpu, ThreadKind::Io, ThreadKind::Console,
                                               ThreadKind::Controller};

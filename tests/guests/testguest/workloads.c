@@ -81,7 +81,7 @@ static int cpu_run(const char *arg)
 }
 
 /* ------------------------------------------------------------ bursts:SECS */
-/* Latency-sensitive (issue 8's noisy-neighbour test): mostly idle through
+/* Latency-sensitive (the controller's noisy-neighbour test): mostly idle through
  * the idle port (the vCPU thread sleeps, as a halted vCPU does), waking hz=
  * (200) times a second on a fixed schedule for a burst of burst_us= (300)
  * microseconds of ALU work. Prints how late each wake-up was as the guest
@@ -149,7 +149,7 @@ static int bursts_run(const char *arg)
 }
 
 /* ------------------------------------------------------------ duty:SECS */
-/* A duty-cycled burner (issue 8's noisy-neighbour test): every period_ms=
+/* A duty-cycled burner (the controller's noisy-neighbour test): every period_ms=
  * (10) a job of fixed ALU work arrives -- load= (35) percent of one period
  * at the speed it measured at start (the best of 20 rounds of 1 ms, so a
  * preempted round does not count) -- at a random moment inside its period,

@@ -86,12 +86,12 @@ struct VirtioBalloonCounters {
     std::atomic<uint64_t> unknown_stat_tags{0};
     std::atomic<uint64_t> bad_chains{0};
     std::atomic<uint64_t> target_changes{0};
-    // Deflate-on-OOM (issue 8): the guest took back pages the host had not
+    // Deflate-on-OOM: the guest took back pages the host had not
     // released -- a deflate that left the balloon below its target. Counted
     // once per deflate batch (events) and per page below the target.
     std::atomic<uint64_t> deflate_on_oom_events{0};
     std::atomic<uint64_t> deflate_on_oom_pages{0};
-    // Limits (issue 9), each hit counted: a page-list buffer carries at most
+    // Limits on what the guest controls, each hit counted: a page-list buffer carries at most
     // kMaxPagesPerBuffer page numbers (the rest are ignored), a stats buffer
     // at most kMaxStatsBytes (the rest ignored).
     std::atomic<uint64_t> oversized_page_lists{0};
