@@ -169,20 +169,15 @@ SimMetrics mean(const std::vector<SimMetrics>& runs) {
     m.served = 0;
     m.ws_mae = m.ws_pinball_p99 = 0;
     double failed = 0, pins = 0, balloons = 0, refused = 0, siblings = 0, ooms = 0, ticks = 0, under = 0;
+    static constexpr double SimMetrics::*kMeans[] = {
+        &SimMetrics::wait_vcpu_s,         &SimMetrics::ls_p99_wait_us, &SimMetrics::ls_mean_wait_us,
+        &SimMetrics::batch_throughput,    &SimMetrics::idle_gib_s,     &SimMetrics::swapped_gib_s,
+        &SimMetrics::host_memory_saved,   &SimMetrics::oracle_memory_saved, &SimMetrics::ws_mae,
+        &SimMetrics::ws_pinball_p99,      &SimMetrics::slack,          &SimMetrics::served,
+        &SimMetrics::admission_wait_s,
+    };
     for (const auto& r : runs) {
-        m.wait_vcpu_s += r.wait_vcpu_s / n;
-        m.ls_p99_wait_us += r.ls_p99_wait_us / n;
-        m.ls_mean_wait_us += r.ls_mean_wait_us / n;
-        m.batch_throughput += r.batch_throughput / n;
-        m.idle_gib_s += r.idle_gib_s / n;
-        m.swapped_gib_s += r.swapped_gib_s / n;
-        m.host_memory_saved += r.host_memory_saved / n;
-        m.oracle_memory_saved += r.oracle_memory_saved / n;
-        m.ws_mae += r.ws_mae / n;
-        m.ws_pinball_p99 += r.ws_pinball_p99 / n;
-        m.slack += r.slack / n;
-        m.served += r.served / n;
-        m.admission_wait_s += r.admission_wait_s / n;
+        for (auto field : kMeans) m.*field += r.*field / n;
         m.host_short_ticks += r.host_short_ticks;
         failed += double(r.failed_allocations);
         pins += double(r.pin_actions);

@@ -50,6 +50,16 @@ TEST(AgentSimulator, ShortfallIsAFailedAllocation) {
     EXPECT_EQ(sim.metrics().failed_allocations, 1u);  // tick 50 needed 99 % of RAM
 }
 
+// Inflates guest `g`'s balloon by `steps` limit steps (5 % of RAM), one per
+// balloon interval, running the simulator until each is applied (or `until` holds).
+template <typename Until>
+void inflate_in_steps(Simulator& sim, const SimGuest& g, int steps, Until until) {
+    for (int k = 1; k <= steps; ++k) {
+        sim.submit({g.name, action::BalloonTarget{g.ram_bytes / 20 * uint64_t(k)}});
+        for (int t = 0; t < 11 && !until(); ++t) sim.step();
+    }
+}
+
 TEST(AgentSimulator, HotPageCacheIsWorkingSetButReportedAvailable) {
     auto s = make_scenario("steady", 1, 120);
     ASSERT_TRUE(s);
@@ -64,10 +74,7 @@ TEST(AgentSimulator, HotPageCacheIsWorkingSetButReportedAvailable) {
     EXPECT_NEAR(double(*b.stats.available_memory), 0.5 * double(g.ram_bytes), 1e6);
     EXPECT_LT(double(*b.stats.free_memory), 0.05 * double(g.ram_bytes));
     // A balloon of 25 % (five steps) squeezes the hot cache: under-provisioned and refaulting, not failing.
-    for (int k = 1; k <= 5; ++k) {
-        sim.submit({g.name, action::BalloonTarget{g.ram_bytes / 20 * uint64_t(k)}});
-        for (int t = 0; t < 11; ++t) sim.step();
-    }
+    inflate_in_steps(sim, g, 5, [] { return false; });
     while (!sim.done()) sim.step();
     SimMetrics m = sim.metrics();
     EXPECT_GT(m.under_provisioned_ticks, 0u);
@@ -106,10 +113,7 @@ TEST(AgentSimulator, ArrivalsWaitForMemoryAndLeave) {
     EXPECT_FALSE(sim.running(1));
     EXPECT_EQ(sim.snapshot().guests.size(), 1u);
     // Ten 5 % steps of the first guest (2 GiB, as the second).
-    for (int k = 1; k <= 10; ++k) {
-        sim.submit({s->guests[0].name, action::BalloonTarget{s->guests[0].ram_bytes / 20 * uint64_t(k)}});
-        for (int t = 0; t < 11 && !sim.running(1); ++t) sim.step();
-    }
+    inflate_in_steps(sim, s->guests[0], 10, [&] { return sim.running(1); });
     ASSERT_TRUE(sim.running(1));
     EXPECT_EQ(sim.snapshot().guests.size(), 2u);
     while (!sim.done()) sim.step();
