@@ -32,6 +32,14 @@ std::expected<std::unique_ptr<Policy>, std::string> make_cpu_policy(std::string_
 
 std::expected<std::unique_ptr<Policy>, std::string> make_memory_policy(std::string_view name) {
     if (name == kLearned) return std::make_unique<BalloonPolicy>();
+    if (name.starts_with("member-")) {
+        auto members = EstimatorEnsembleParams::default_members();
+        size_t k = name.size() == 8 ? size_t(name[7] - '1') : members.size();
+        if (k >= members.size()) return std::unexpected("unknown memory policy '" + std::string(name) + "'");
+        BalloonPolicyParams p;
+        p.ensemble.members = {members[k]};
+        return std::make_unique<BalloonPolicy>(p);
+    }
     if (name == "no-balloon") return std::make_unique<NoBalloon>();
     if (name == "fixed-target") return std::make_unique<FixedBalloon>();
     if (name == "mom-rules") return std::make_unique<MomBalloon>();
@@ -57,7 +65,13 @@ const std::vector<Arm>& arms(Lever lever) {
         {"class-aware+mom-rules", "class-aware", "mom-rules"},
         {"class-aware+tmo-senpai", "class-aware", "tmo-senpai"},
     };
-    return lever == Lever::Cpu ? cpu : lever == Lever::Memory ? memory : both;
+    static const std::vector<Arm> ablation = {
+        {std::string(kLearned), "no-pinning", kLearned}, {"member-1", "no-pinning", "member-1"},
+        {"member-2", "no-pinning", "member-2"},          {"member-3", "no-pinning", "member-3"},
+        {"member-4", "no-pinning", "member-4"},          {"member-5", "no-pinning", "member-5"},
+        {"member-6", "no-pinning", "member-6"},
+    };
+    return lever == Lever::Cpu ? cpu : lever == Lever::Memory ? memory : lever == Lever::Both ? both : ablation;
 }
 
 SimMetrics simulate(const Scenario& scenario, std::string_view cpu_policy, std::string_view memory_policy,
@@ -67,14 +81,40 @@ SimMetrics simulate(const Scenario& scenario, std::string_view cpu_policy, std::
     if (!cpu || !memory) return {};
     Controller controller(std::move(*cpu), std::move(*memory));
     Simulator sim(scenario, options);
+    // The learned balloon policy's prediction error: each guest's estimate
+    // after this tick against the working set of the next (pinball loss at
+    // p99: 0.99 (y - q) when short, 0.01 (q - y) when over).
+    const auto* balloon = dynamic_cast<const BalloonPolicy*>(&controller.memory_policy());
+    double abs_err = 0, pinball = 0;
+    size_t samples = 0;
+    std::vector<std::pair<std::string, double>> estimates;  // (guest, estimate as a share of RAM)
     while (!sim.done()) {
         Snapshot snap = sim.snapshot();
+        for (const auto& [name, estimate] : estimates) {
+            auto it = std::find_if(snap.guests.begin(), snap.guests.end(), [&](const GuestSample& g) { return g.name == name; });
+            auto need = sim.working_set_bytes(name);
+            if (it == snap.guests.end() || !need || it->ram_bytes == 0) continue;
+            double y = *need / double(it->ram_bytes), err = y - estimate;
+            abs_err += std::abs(err);
+            pinball += err > 0 ? 0.99 * err : -0.01 * err;
+            ++samples;
+        }
         for (const Decision& d : controller.tick(snap))
             if (!d.advisory) sim.submit(d.action);
+        estimates.clear();
+        if (balloon)
+            for (const auto& g : snap.guests)
+                if (const auto* e = balloon->ensemble(g.name); e && e->samples() > 0 && g.ram_bytes)
+                    estimates.emplace_back(g.name, double(e->estimate()) / double(g.ram_bytes));
         if (record) record->push_back(std::move(snap));
         sim.step();
     }
-    return sim.metrics();
+    SimMetrics m = sim.metrics();
+    if (balloon && samples) {
+        m.ws_mae = abs_err / double(samples);
+        m.ws_pinball_p99 = pinball / double(samples);
+    }
+    return m;
 }
 
 double kernel_skill_for(std::string_view family, uint64_t seed) {
@@ -107,7 +147,7 @@ Comparison judge(const VerdictInput& in) {
     c.memory_gain = in.memory_gain;
     c.batch_points = (in.learned_batch - in.baseline_batch) * 100;
     c.learned_failed = in.learned_failed;
-    bool cpu = in.lever != Lever::Memory, memory = in.lever != Lever::Cpu;
+    bool cpu = judges_cpu(in.lever), memory = judges_memory(in.lever);
     if (c.batch_points < -kBatchPointsBound) c.why = strfmt("batch throughput %+.1f points", c.batch_points);
     if (in.learned_failed > 0) c.why += std::string(c.why.empty() ? "" : ", ") + std::to_string(in.learned_failed) + " failed allocations";
     bool below = (cpu && in.cpu_gain.excludes_zero() && in.cpu_gain.hi < 0) ||
@@ -127,18 +167,17 @@ SimMetrics mean(const std::vector<SimMetrics>& runs) {
     double n = double(runs.size());
     m.batch_throughput = 0;
     m.served = 0;
+    m.ws_mae = m.ws_pinball_p99 = 0;
     double failed = 0, pins = 0, balloons = 0, refused = 0, siblings = 0, ooms = 0, ticks = 0, under = 0;
+    static constexpr double SimMetrics::*kMeans[] = {
+        &SimMetrics::wait_vcpu_s,         &SimMetrics::ls_p99_wait_us, &SimMetrics::ls_mean_wait_us,
+        &SimMetrics::batch_throughput,    &SimMetrics::idle_gib_s,     &SimMetrics::swapped_gib_s,
+        &SimMetrics::host_memory_saved,   &SimMetrics::oracle_memory_saved, &SimMetrics::ws_mae,
+        &SimMetrics::ws_pinball_p99,      &SimMetrics::slack,          &SimMetrics::served,
+        &SimMetrics::admission_wait_s,
+    };
     for (const auto& r : runs) {
-        m.wait_vcpu_s += r.wait_vcpu_s / n;
-        m.ls_p99_wait_us += r.ls_p99_wait_us / n;
-        m.ls_mean_wait_us += r.ls_mean_wait_us / n;
-        m.batch_throughput += r.batch_throughput / n;
-        m.idle_gib_s += r.idle_gib_s / n;
-        m.swapped_gib_s += r.swapped_gib_s / n;
-        m.host_memory_saved += r.host_memory_saved / n;
-        m.slack += r.slack / n;
-        m.served += r.served / n;
-        m.admission_wait_s += r.admission_wait_s / n;
+        for (auto field : kMeans) m.*field += r.*field / n;
         m.host_short_ticks += r.host_short_ticks;
         failed += double(r.failed_allocations);
         pins += double(r.pin_actions);
@@ -196,8 +235,8 @@ size_t best_baseline(Lever lever, const std::vector<EvaluationRow>& rows, size_t
         const SimMetrics& m = rows[r].metrics;
         bool batch_ok = m.batch_throughput * 100 >= best_batch * 100 - kBatchPointsBound;
         bool clean = !any_clean || total_failed(rows[r].runs) == 0;
-        double score = lever == Lever::Memory ? m.host_memory_saved : -m.ls_p99_wait_us;
-        bool eligible = lever == Lever::Cpu ? batch_ok : lever == Lever::Memory ? clean : batch_ok && clean;
+        double score = judges_cpu(lever) ? -m.ls_p99_wait_us : m.host_memory_saved;
+        bool eligible = lever == Lever::Cpu ? batch_ok : lever == Lever::Both ? batch_ok && clean : clean;
         if (eligible && score > best_score) best_score = score, best = r;
     }
     return best;

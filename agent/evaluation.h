@@ -51,8 +51,14 @@ std::expected<std::unique_ptr<Policy>, std::string> make_memory_policy(std::stri
 SimMetrics simulate(const Scenario& scenario, std::string_view cpu_policy, std::string_view memory_policy,
                     const SimOptions& options, std::vector<Snapshot>* record = nullptr);
 
-enum class Lever { Cpu, Memory, Both };
-constexpr std::string_view to_string(Lever l) { return l == Lever::Cpu ? "cpu" : l == Lever::Memory ? "memory" : "both"; }
+// Ablation: the memory lever again, the learned ensemble against each of
+// its members alone (memory policies member-1 .. member-6), judged as memory.
+enum class Lever { Cpu, Memory, Both, Ablation };
+constexpr std::string_view to_string(Lever l) {
+    return l == Lever::Cpu ? "cpu" : l == Lever::Memory ? "memory" : l == Lever::Both ? "both" : "ablation";
+}
+constexpr bool judges_cpu(Lever l) { return l == Lever::Cpu || l == Lever::Both; }
+constexpr bool judges_memory(Lever l) { return l != Lever::Cpu; }
 
 // What runs in a row: a CPU and a memory policy.
 struct Arm {
@@ -116,6 +122,6 @@ std::expected<EvaluationPlan, std::string> plan_scenarios(const std::vector<std:
 // Runs every (entry x lever x arm) through `parallel_for` (one item per
 // simulation; results are placed by index, so any order gives the same table).
 std::vector<EvaluationRow> evaluate(const EvaluationPlan& plan, const ParallelFor& parallel_for = serial_for(),
-                                    const std::vector<Lever>& levers = {Lever::Cpu, Lever::Memory, Lever::Both});
+                                    const std::vector<Lever>& levers = {Lever::Cpu, Lever::Memory, Lever::Both, Lever::Ablation});
 
 }  // namespace vireo::agent

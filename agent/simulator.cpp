@@ -87,6 +87,17 @@ void Simulator::admit_and_retire() {
     if (host > 0) host_available_fraction_ = std::max(0.0, 1.0 - resident / host);
 }
 
+std::optional<double> Simulator::working_set_bytes(const std::string& guest) const {
+    size_t t = std::min(tick_, scenario_.ticks ? scenario_.ticks - 1 : 0);
+    for (size_t i = 0; i < guests_.size(); ++i) {
+        const SimGuest& spec = scenario_.guests[i];
+        if (!guests_[i].running || spec.name != guest) continue;
+        double share = spec.memory_used[t] + (spec.memory_cache.empty() ? 0.0 : spec.memory_cache[t]);
+        return share * double(spec.ram_bytes);
+    }
+    return std::nullopt;
+}
+
 std::optional<unsigned> Simulator::pinned_cpu(size_t guest, size_t vcpu) const {
     const auto& pin = guests_[guest].vcpus[vcpu].pin;
     if (pin && pin->size() == 1) return pin->front();
@@ -332,6 +343,13 @@ void Simulator::step() {
         }
         double need = used + hot + spike;
         if (spec.balloon) {
+            // The oracle: the most this guest needs (spikes included) over the window ahead.
+            size_t end = std::min(scenario_.ticks, t + size_t(kOracleWindowS / dt) + 1);
+            double peak = 0;
+            for (size_t k = t; k < end; ++k)
+                peak = std::max(peak, double(spec.memory_used[k]) + (spec.memory_cache.empty() ? 0.0 : spec.memory_cache[k]) +
+                                          (spec.memory_spike.empty() ? 0.0 : spec.memory_spike[k]));
+            oracle_limit_s_ += std::min(1.0, peak) * ram * dt;
             ram_s_ += ram * dt;
             limit_s_ += limit * dt;
             slack_s_ += (limit - used - hot) * dt;
@@ -376,6 +394,7 @@ SimMetrics Simulator::metrics() const {
     }
     m.batch_throughput = batch_wanted_ > 0 ? batch_ran_ / batch_wanted_ : 1.0;
     m.host_memory_saved = ram_s_ > 0 ? 1.0 - limit_s_ / ram_s_ : 0.0;
+    m.oracle_memory_saved = ram_s_ > 0 ? 1.0 - oracle_limit_s_ / ram_s_ : 0.0;
     m.slack = limit_s_ > 0 ? slack_s_ / limit_s_ : 0.0;
     m.served = asked_ticks_ > 0 ? served_ticks_ / asked_ticks_ : 1.0;
     return m;

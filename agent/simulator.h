@@ -50,6 +50,8 @@
 
 namespace vireo::agent {
 
+inline constexpr double kOracleWindowS = 60;
+
 struct SimOptions {
     uint64_t seed = 1;  // the kernel's placement noise
     unsigned action_delay_ticks = 1;
@@ -77,6 +79,15 @@ struct SimMetrics {
     uint64_t host_short_ticks = 0;    // of those: ticks the host could not back its guests' limits
     double served = 1;                // guest-ticks run / asked for (arrivals wait for memory)
     double admission_wait_s = 0;      // guest-seconds waited for admission
+    // A hindsight oracle's memory saved: each guest's limit at the most it
+    // needs over the next oracle_window_s (it knows the future; reclaim and
+    // give-back take that long at the limits' pace). Regret = this - saved.
+    double oracle_memory_saved = 0;
+    // The learned balloon policy's working-set estimate against the need that
+    // followed, per guest-tick, in shares of guest RAM (-1: not a learned policy):
+    // mean absolute error, and pinball loss at the 99th percentile.
+    double ws_mae = -1;
+    double ws_pinball_p99 = -1;
     double swapped_gib_s = 0;
     uint64_t oom_deflates = 0;
     uint64_t pin_actions = 0;
@@ -106,6 +117,8 @@ public:
     uint64_t balloon_actual(size_t guest) const { return uint64_t(guests_[guest].actual); }
     std::optional<unsigned> pinned_cpu(size_t guest, size_t vcpu) const;
     bool running(size_t guest) const { return guests_[guest].running; }
+    // A running guest's working set this tick (allocations + hot cache), by name.
+    std::optional<double> working_set_bytes(const std::string& guest) const;
 
 private:
     struct VcpuState {
@@ -147,6 +160,7 @@ private:
     double batch_ran_ = 0, batch_wanted_ = 0;
     double ram_s_ = 0, limit_s_ = 0, slack_s_ = 0;  // byte-seconds of ballooned guests
     double served_ticks_ = 0, asked_ticks_ = 0;
+    double oracle_limit_s_ = 0;  // byte-seconds
 };
 
 }  // namespace vireo::agent

@@ -58,8 +58,8 @@ std::string gain(const Interval& i, const char* format) {
 }
 
 std::string gains(Lever lever, const Comparison& c) {
-    if (lever == Lever::Cpu) return gain(c.cpu_gain, "%+.0f");
-    if (lever == Lever::Memory) return gain(c.memory_gain, "%+.1f");
+    if (!judges_memory(lever)) return gain(c.cpu_gain, "%+.0f");
+    if (!judges_cpu(lever)) return gain(c.memory_gain, "%+.1f");
     return gain(c.cpu_gain, "%+.0f") + " / " + gain(c.memory_gain, "%+.1f");
 }
 
@@ -80,27 +80,32 @@ void print_table(const std::vector<EvaluationRow>& rows, const std::string& what
                 "#   over %.0f points below the baseline's, it has any failed allocation, or an interval is below 0; better if an\n"
                 "#   interval is above 0; else tie. saved: host memory the balloons saved; slack: (limit - working set) / limit;\n"
                 "#   under: guest-ticks with the working set above the limit; failed: failed allocations, all seeds; served: guest\n"
-                "#   time run / asked for (arrivals wait for memory).\n",
-                kBatchPointsBound);
-    std::printf("%-8s %-6s %-22s %9s %7s %7s %7s %7s %7s %7s  %-34s %s\n", "family", "lever", "policy", "LSp99 us", "batch%",
-                "saved%", "slack%", "under%", "failed", "served%", "gain [95% CI]", "verdict");
+                "#   time run / asked for (arrivals wait for memory); regret: a hindsight oracle's saved%% - saved%% (the oracle\n"
+                "#   sets each limit to the need over the next %.0f s); wsMAE, pb99: the learned estimator's working-set error and\n"
+                "#   p99 pinball loss, %% of guest RAM. ablation: the ensemble against each of its members alone.\n",
+                kBatchPointsBound, kOracleWindowS);
+    std::printf("%-8s %-8s %-22s %9s %7s %7s %7s %7s %7s %7s %7s %7s %7s  %-34s %s\n", "family", "lever", "policy", "LSp99 us",
+                "batch%", "saved%", "slack%", "under%", "failed", "served%", "regret", "wsMAE%", "pb99%", "gain [95% CI]", "verdict");
     for (const auto& r : rows) {
         const SimMetrics& m = r.metrics;
-        bool cpu = r.lever != Lever::Memory, memory = r.lever != Lever::Cpu;
+        bool cpu = r.lever == Lever::Cpu || r.lever == Lever::Both, memory = r.lever != Lever::Cpu;
         double under = m.guest_ticks ? 100.0 * double(m.under_provisioned_ticks) / double(m.guest_ticks) : 0.0;
         bool learned = r.policy == kLearned;
         std::string g = gains(r.lever, r.comparison);
         if (learned && !r.comparison.baseline.empty()) g += " vs " + r.comparison.baseline;
         std::string verdict = learned ? r.verdict : r.comparison.verdict;
         if (!r.comparison.why.empty() && verdict == "worse") verdict += " (" + r.comparison.why + ")";
-        std::printf("%-8s %-6s %-22s %9s %7s %7s %7s %7s %7s %7s  %-34s %s%s\n", r.scenario.c_str(),
+        std::printf("%-8s %-8s %-22s %9s %7s %7s %7s %7s %7s %7s %7s %7s %7s  %-34s %s%s\n", r.scenario.c_str(),
                     std::string(to_string(r.lever)).c_str(), r.policy.c_str(),
                     cpu ? strfmt("%.0f", m.ls_p99_wait_us).c_str() : "-",
                     cpu ? strfmt("%.1f", m.batch_throughput * 100).c_str() : "-",
                     memory ? strfmt("%.1f", m.host_memory_saved * 100).c_str() : "-",
                     memory ? strfmt("%.1f", m.slack * 100).c_str() : "-", memory ? strfmt("%.3f", under).c_str() : "-",
                     memory ? strfmt("%llu", (unsigned long long)failed_total(r)).c_str() : "-",
-                    memory ? strfmt("%.1f", m.served * 100).c_str() : "-", g.c_str(),
+                    memory ? strfmt("%.1f", m.served * 100).c_str() : "-",
+                    memory ? strfmt("%.1f", (m.oracle_memory_saved - m.host_memory_saved) * 100).c_str() : "-",
+                    memory && m.ws_mae >= 0 ? strfmt("%.2f", m.ws_mae * 100).c_str() : "-",
+                    memory && m.ws_pinball_p99 >= 0 ? strfmt("%.3f", m.ws_pinball_p99 * 100).c_str() : "-", g.c_str(),
                     learned ? "" : "(learned vs it) ", verdict.c_str());
     }
     // The kernel-alone baseline at each placement skill the plan swept
@@ -164,6 +169,8 @@ void print_json(const std::vector<EvaluationRow>& rows, const Options& o, const 
         row["failed_allocations"] = failed_total(r);
         row["host_short_ticks"] = m.host_short_ticks;
         row["served"] = m.served;
+        row["oracle_memory_saved"] = m.oracle_memory_saved;
+        if (m.ws_mae >= 0) row["ws_mae"] = m.ws_mae, row["ws_pinball_p99"] = m.ws_pinball_p99;
         row["admission_wait_s"] = m.admission_wait_s;
         row["idle_gib_s"] = m.idle_gib_s;
         row["swapped_gib_s"] = m.swapped_gib_s;
