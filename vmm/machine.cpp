@@ -26,6 +26,7 @@
 #include "vmm/devices/console.h"
 #include "vmm/devices/i8042.h"
 #include "vmm/devices/ib700_watchdog.h"
+#include "vmm/devices/ignored_ports.h"
 #include "vmm/devices/pvpanic.h"
 #include "vmm/devices/serial_8250.h"
 #include "vmm/devices/test_ports.h"
@@ -38,20 +39,6 @@ namespace {
 
 BuildError bad_input(std::string message) { return {true, std::move(message)}; }
 BuildError host_error(std::string message) { return {false, std::move(message)}; }
-
-// A device that claims ports whose accesses are expected and meaningless
-// here (the POST/delay port 0x80 Linux writes for I/O delays), so they are
-// not counted as unhandled.
-class IgnoredPorts final : public Device {
-public:
-    explicit IgnoredPorts(std::string_view name) : name_(name) {}
-    std::string_view name() const override { return name_; }
-    void read(uint64_t, std::span<uint8_t> data) override { std::memset(data.data(), 0xff, data.size()); }
-    void write(uint64_t, std::span<const uint8_t>) override {}
-
-private:
-    std::string_view name_;
-};
 
 long long elapsed_ms(std::chrono::steady_clock::time_point since) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since).count();
@@ -216,7 +203,7 @@ std::expected<void, BuildError> Machine::add_devices() {
         {TestPorts::kBase, TestPorts::kWindowSize, test_ports_},
         {AcpiPm::kBase, AcpiPm::kWindowSize, acpi},
         {AcpiResetRegister::kPort, AcpiResetRegister::kWindowSize, std::make_shared<AcpiResetRegister>(stop_)},
-        {0x80, 1, std::make_shared<IgnoredPorts>("post-port")},
+        {IgnoredPorts::kPostPort, IgnoredPorts::kPostPortWindowSize, std::make_shared<IgnoredPorts>("post-port")},
     };
     for (const auto& p : pio)
         if (!pio_.add(p.base, p.len, p.dev))
