@@ -12,6 +12,7 @@
 #include "tests/unit/fakes.h"
 #include "tests/unit/virtio_test_ring.h"
 #include "vmm/devices/virtio/balloon.h"
+#include "vmm/devices/virtio/balloon_target_sequence.h"
 #include "vmm/devices/virtio/virtio_abi.h"
 #include "vmm/devices/virtio/virtio_mmio.h"
 #include "vmm/io/io_thread.h"
@@ -152,8 +153,12 @@ TEST_F(VirtioBalloonTest, TargetApiAndConfigInterrupt) {
     EXPECT_TRUE(rd(reg::InterruptStatus) & kIsrConfigChange);
     EXPECT_TRUE(irq.changes() >= 1);
     // The driver reports what it holds in `actual`.
+    EXPECT_FALSE(balloon->target_reached_at());
+    write_n(*mmio, reg::Config + 4, 256, 4);
+    EXPECT_FALSE(balloon->target_reached_at());  // half way is not there
     write_n(*mmio, reg::Config + 4, 512, 4);
     EXPECT_EQ(balloon->actual_pages(), 512u);
+    EXPECT_TRUE(balloon->target_reached_at());
     // num_pages is the device's: a driver write there is ignored.
     write_n(*mmio, reg::Config, 7, 4);
     EXPECT_EQ(balloon->target_pages(), 512u);
@@ -233,6 +238,38 @@ TEST_F(VirtioBalloonTest, ResetForgetsGuestState) {
     wr(reg::Status, 0);
     EXPECT_EQ(balloon->actual_pages(), 0u);
     EXPECT_EQ(balloon->counters().balloon_pages.load(), 0u);
+}
+
+// target-after: each step waits for the guest to reach the target before
+// it, then its own delay; the first waits for the first target-at.
+TEST(BalloonTargetSequence, StepsWaitForTheTargetBeforeThem) {
+    using C = BalloonTargetSequence::Clock;
+    BalloonTargetSequence seq({{0, 256, false}, {3, 0, true}, {1, 128, true}});
+    C::time_point t0{};
+    auto at = [&](double s) { return t0 + std::chrono::duration_cast<C::duration>(std::chrono::duration<double>(s)); };
+    // Before target-at has run, the start state (0 pages, reached) does not count.
+    EXPECT_FALSE(seq.due(at(10), 0, at(0)));
+    // target-at set (1 change); the guest is still inflating.
+    EXPECT_FALSE(seq.due(at(20), 1, std::nullopt));
+    // Reached at 60 s: the first step is due 3 s later, not before.
+    EXPECT_FALSE(seq.due(at(62.9), 1, at(60)));
+    EXPECT_EQ(seq.due(at(63), 1, at(60)), std::optional<uint64_t>(0));
+    EXPECT_FALSE(seq.done());
+    // Until the caller's set counts as a change, the old "reached" is stale.
+    EXPECT_FALSE(seq.due(at(70), 1, at(60)));
+    EXPECT_FALSE(seq.due(at(70), 2, std::nullopt));
+    EXPECT_EQ(seq.due(at(72), 2, at(71)), std::optional<uint64_t>(128));
+    EXPECT_TRUE(seq.done());
+    EXPECT_FALSE(seq.due(at(99), 3, at(80)));
+}
+
+TEST(BalloonTargetSequence, WithoutTargetAtTheStartStateCounts) {
+    using C = BalloonTargetSequence::Clock;
+    BalloonTargetSequence seq({{2, 64, true}});
+    C::time_point t0{};
+    EXPECT_FALSE(seq.due(t0 + std::chrono::seconds(1), 0, t0));
+    EXPECT_EQ(seq.due(t0 + std::chrono::seconds(2), 0, t0), std::optional<uint64_t>(64));
+    EXPECT_TRUE(BalloonTargetSequence({{1, 1, false}}).done());
 }
 
 }  // namespace

@@ -60,11 +60,18 @@ TEST(BalloonSpec, Options) {
     ASSERT_EQ(b->target_at.size(), 2u);
     EXPECT_DOUBLE_EQ(b->target_at[0].seconds, 1.5);
     EXPECT_EQ(b->target_at[0].mib, 256u);
+    EXPECT_FALSE(b->target_at[0].after_reached);
+    b = parse_balloon_spec("target-at=0:256,target-after=3:0");
+    ASSERT_TRUE(b) << b.error();
+    ASSERT_EQ(b->target_at.size(), 2u);
+    EXPECT_TRUE(b->target_at[1].after_reached);
+    EXPECT_DOUBLE_EQ(b->target_at[1].seconds, 3);
+    EXPECT_EQ(b->target_at[1].mib, 0u);
 }
 
 TEST(BalloonSpec, Errors) {
     for (const char* bad : {"stats", "stats=0", "stats=x", "stats=99999", "bogus", "reporting=1", "target-at=5",
-                            "target-at=x:1", "target-at=1:x", "target-at=-1:5", ",", "stats=1,,reporting"}) {
+                            "target-at=x:1", "target-at=1:x", "target-at=-1:5", "target-after=5", "target-after=x:1", "target-after=1:-2", ",", "stats=1,,reporting"}) {
         auto b = parse_balloon_spec(bad);
         ASSERT_FALSE(b) << bad;
         EXPECT_EQ(b.error().rfind("--balloon ", 0), 0u) << b.error();

@@ -119,6 +119,9 @@ public:
     uint32_t target_pages() const;
     // What the guest says it holds (config `actual`, driver-written).
     uint32_t actual_pages() const;
+    // When the guest's `actual` first matched the current target (none: not
+    // yet). Drives the test-only target-after entries.
+    std::optional<std::chrono::steady_clock::time_point> target_reached_at() const;
     std::optional<BalloonStats> latest_stats() const;
     uint64_t guest_ram_pages() const { return ram_pages_; }
     const VirtioBalloonCounters& counters() const { return counters_; }
@@ -162,6 +165,7 @@ private:
     uint32_t poison_ = 0;
     std::chrono::steady_clock::time_point target_set_{};
     bool target_reached_logged_ = true;
+    std::optional<std::chrono::steady_clock::time_point> target_reached_at_ = std::chrono::steady_clock::now();
     std::optional<uint16_t> held_stats_;  // the stats buffer the device keeps until it wants new numbers
     DescChain chain_;
     std::vector<uint64_t> pfns_;

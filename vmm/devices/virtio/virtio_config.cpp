@@ -90,18 +90,18 @@ std::expected<BalloonConfig, std::string> parse_balloon_spec(const std::string& 
             auto n = number(val, 1, 3600);
             if (!n) return fail("stats: " + n.error() + " (seconds between stats requests)");
             b.stats_seconds = unsigned(*n);
-        } else if (key == "target-at") {
+        } else if (key == "target-at" || key == "target-after") {
             // Test-only (see BalloonTargetAt): SECONDS:MIB.
             size_t colon = val.find(':');
-            if (colon == std::string_view::npos) return fail("target-at: want SECONDS:MIB");
+            if (colon == std::string_view::npos) return fail(fmt::format("{}: want SECONDS:MIB", key));
             std::string secs(val.substr(0, colon));
             char* end = nullptr;
             double s = std::strtod(secs.c_str(), &end);
             if (secs.empty() || end != secs.c_str() + secs.size() || !std::isfinite(s) || s < 0 || s > 86400)
-                return fail(fmt::format("target-at: '{}' is not a number of seconds", secs));
+                return fail(fmt::format("{}: '{}' is not a number of seconds", key, secs));
             auto mib = number(val.substr(colon + 1), 0, 1ull << 24);
-            if (!mib) return fail("target-at: " + mib.error());
-            b.target_at.push_back({s, *mib});
+            if (!mib) return fail(fmt::format("{}: {}", key, mib.error()));
+            b.target_at.push_back({s, *mib, key == "target-after"});
         } else if (key.empty()) {
             return fail("empty option (two commas?)");
         } else {

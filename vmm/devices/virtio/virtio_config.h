@@ -27,12 +27,16 @@ struct DiskConfig {
 };
 
 // TEST-ONLY: `target-at=SECONDS:MIB` sets the balloon target to MIB MiB
-// SECONDS after start. There is no control socket yet; tests and the
-// reclaim benchmark use this to drive the balloon. It is not a user
-// interface and will go away once the control socket can set the target.
+// SECONDS after start; `target-after=SECONDS:MIB` sets it SECONDS after the
+// guest has reached the target before it (the target-after entries run in
+// order, each after the previous one, the first after the first target-at).
+// Tests and the reclaim benchmark drive the balloon this way without a
+// control client; target-after keeps a scenario independent of how fast a
+// slow (emulated) guest inflates. Not a user interface.
 struct BalloonTargetAt {
     double seconds = 0;
     uint64_t mib = 0;
+    bool after_reached = false;  // target-after: SECONDS count from the guest reaching the previous target
 };
 
 struct BalloonConfig {

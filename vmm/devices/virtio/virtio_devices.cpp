@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "vireo/layout.h"
+#include "vmm/devices/virtio/balloon_target_sequence.h"
 #include "vmm/devices/virtio/virtio_abi.h"
 #include "vmm/log.h"
 
@@ -111,6 +112,7 @@ std::expected<void, std::string> VirtioDevices::create(const Vm& vm, const Guest
     // Test-only balloon targets (BalloonTargetAt): timers on the I/O thread.
     if (balloon_) {
         for (const auto& t : balloon_config_.target_at) {
+            if (t.after_reached) continue;  // the sequence below
             VirtioBalloon* b = balloon_;
             uint64_t mib = t.mib;
             auto when = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(t.seconds));
@@ -118,6 +120,19 @@ std::expected<void, std::string> VirtioDevices::create(const Vm& vm, const Guest
                 if (auto ok = b->set_target_bytes(mib << 20); !ok) log_warn("virtio-balloon: target-at: {}", ok.error());
             });
             if (!r) return std::unexpected("balloon target-at timer: " + r.error());
+        }
+        // target-after entries: polled (timers cannot be made once the I/O
+        // thread runs under its seccomp filter).
+        auto seq = std::make_shared<BalloonTargetSequence>(balloon_config_.target_at);
+        if (!seq->done()) {
+            VirtioBalloon* b = balloon_;
+            auto r = io_->add_timer(std::chrono::milliseconds(100), std::chrono::milliseconds(100), [b, seq] {
+                auto mib = seq->due(std::chrono::steady_clock::now(), b->counters().target_changes.load(),
+                                    b->target_reached_at());
+                if (!mib) return;
+                if (auto ok = b->set_target_bytes(*mib << 20); !ok) log_warn("virtio-balloon: target-after: {}", ok.error());
+            });
+            if (!r) return std::unexpected("balloon target-after timer: " + r.error());
         }
     }
     return {};
