@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "vmm/vcpu_runner.h"
+#include "vmm/kvm/vcpu_exit_counters.h"
 #include "vmm/wall_time.h"
 
 namespace vireo {

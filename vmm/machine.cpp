@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +26,7 @@
 #include "vmm/devices/i8042.h"
 #include "vmm/devices/ib700_watchdog.h"
 #include "vmm/devices/ignored_ports.h"
+#include "vmm/devices/kvm_irq_line.h"
 #include "vmm/devices/pvpanic.h"
 #include "vmm/devices/serial_8250.h"
 #include "vmm/devices/test_ports.h"
@@ -100,7 +100,7 @@ std::expected<std::unique_ptr<Machine>, BuildError> Machine::build(const Machine
     }
     // Disk images are opened and locked here, before KVM: a disk another
     // guest holds is bad input and nothing starts.
-    auto virtio = VirtioDevices::prepare(config);
+    auto virtio = VirtioDevices::prepare(config.disks, config.balloon);
     if (!virtio) return std::unexpected(bad_input(virtio.error()));
     boot.virtio = (*virtio)->descriptors();
     if (config.virtio_cmdline && !(*virtio)->empty())
@@ -256,34 +256,6 @@ void Machine::report_stop(const StopRequest& req) const {
     else
         log_error("guest {} stopped ({}{}), exit status {}", config_.name, to_string(req.reason), detail, status);
     if (config_.stats) print_stats();
-}
-
-int Machine::run() {
-    // SIGINT/SIGTERM/SIGHUP become an orderly stop: blocked here (and so in
-    // every thread started below) and read through a signalfd.
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&sigs, s);
-    ::pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-    UniqueFd sigfd(::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
-
-    start();
-    while (!stop_.stop_requested()) {
-        pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {stop_.eventfd(), POLLIN, 0}};
-        int n = ::poll(fds, 2, -1);
-        if (n < 0 && errno != EINTR) {
-            stop_.request_stop({StopReason::HostError, 0, fmt::format("poll: {}", std::strerror(errno))});
-            break;
-        }
-        if (fds[0].revents & POLLIN) {
-            signalfd_siginfo si{};
-            if (::read(sigfd.get(), &si, sizeof si) == ssize_t(sizeof si))
-                stop_.request_stop({StopReason::Operator, 0, fmt::format("signal {} ({})", si.ssi_signo, strsignal(int(si.ssi_signo)))});
-        }
-    }
-    StopRequest req = halt();
-    report_stop(req);
-    return exit_status_for(req);
 }
 
 void Machine::print_stats() const {

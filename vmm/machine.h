@@ -51,11 +51,7 @@ public:
     std::unique_ptr<ProbeSet> take_probes();
     ~Machine();
 
-    // Runs the guest until it stops, turning SIGINT/SIGTERM/SIGHUP into an
-    // operator stop; returns the process exit status (`vireo run`).
-    int run();
-
-    // The pieces of run(), for a supervisor that watches several guests:
+    // Host runs a guest (`vireo run` is a host of one) with these:
     // start the vCPU and console threads; once stop().eventfd() is readable,
     // halt() kicks and joins every thread and returns why the guest stopped.
     void start();

@@ -38,12 +38,6 @@ const char* exit_name(uint32_t reason) {
 }
 }  // namespace
 
-uint64_t VcpuExitCounters::total() const {
-    uint64_t t = 0;
-    for (const auto& c : by_reason) t += c.load(std::memory_order_relaxed);
-    return t;
-}
-
 void VcpuRunner::install_kick_handler() {
     struct sigaction sa {};
     sa.sa_handler = on_kick;  // no SA_RESTART: KVM_RUN must return EINTR

@@ -16,16 +16,9 @@
 
 #include "vmm/devices/io_bus.h"
 #include "vmm/kvm/vcpu.h"
+#include "vmm/kvm/vcpu_exit_counters.h"
 
 namespace vireo {
-
-// Counted by the vCPU thread only (relaxed stores); read by anyone.
-struct VcpuExitCounters {
-    static constexpr size_t kReasons = 64;
-    std::array<std::atomic<uint64_t>, kReasons> by_reason{};  // indexed by KVM_EXIT_*
-    std::atomic<uint64_t> runs{0};                            // KVM_RUN calls
-    uint64_t total() const;
-};
 
 class VcpuRunner {
 public:

@@ -1,9 +1,5 @@
 // The README's "Layout" section is the map a newcomer reads first; it must
 // name every top-level folder of the repository and nothing that is gone.
-// The unit binary may run from anywhere (tests/run-tests runs it from the
-// repository root, a developer from build/), so the repository is found by
-// walking up from the binary and from the working directory to the folder
-// that holds README.md, Makefile and vmm/.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -13,19 +9,12 @@
 #include <sstream>
 #include <string>
 
+#include "tests/unit/repo_root.h"
+
 namespace fs = std::filesystem;
+using vireo::test::find_repo_root;
 
 namespace {
-
-std::optional<fs::path> find_repo_root() {
-    std::error_code ec;
-    for (fs::path start : {fs::read_symlink("/proc/self/exe", ec).parent_path(), fs::current_path(ec)})
-        for (fs::path p = start; !p.empty(); p = p.parent_path()) {
-            if (fs::exists(p / "README.md") && fs::exists(p / "Makefile") && fs::is_directory(p / "vmm")) return p;
-            if (p == p.root_path()) break;
-        }
-    return std::nullopt;
-}
 
 std::string read_file(const fs::path& p) {
     std::ifstream f(p);

@@ -1,5 +1,6 @@
 // A KVM virtual machine fd: memory slots, the in-kernel irqchip and PIT,
-// interrupt lines, ioeventfd/irqfd registration.
+// interrupt lines (devices/kvm_irq_line.h wraps one GSI for a device),
+// ioeventfd/irqfd registration.
 #pragma once
 
 #include <linux/kvm.h>
@@ -9,7 +10,6 @@
 #include <optional>
 #include <string>
 
-#include "vmm/devices/device.h"
 #include "vmm/kvm/guest_memory.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm/unique_fd.h"
@@ -36,18 +36,6 @@ public:
 private:
     UniqueFd fd_;
     uint32_t next_slot_ = 0;
-};
-
-// An InterruptLine on a GSI of the in-kernel irqchip.
-class KvmIrqLine final : public InterruptLine {
-public:
-    KvmIrqLine(const Vm& vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
-    void set_level(bool asserted) override { vm_.set_irq_line(gsi_, asserted); }
-    uint32_t gsi() const { return gsi_; }
-
-private:
-    const Vm& vm_;
-    uint32_t gsi_;
 };
 
 }  // namespace vireo

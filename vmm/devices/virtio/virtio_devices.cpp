@@ -3,18 +3,20 @@
 #include <fmt/format.h>
 
 #include "vireo/layout.h"
+#include "vmm/devices/kvm_irq_line.h"
 #include "vmm/devices/virtio/balloon_target_sequence.h"
 #include "vmm/devices/virtio/virtio_abi.h"
 #include "vmm/log.h"
 
 namespace vireo {
 
-std::expected<std::unique_ptr<VirtioDevices>, std::string> VirtioDevices::prepare(const MachineConfig& config) {
+std::expected<std::unique_ptr<VirtioDevices>, std::string> VirtioDevices::prepare(const std::vector<DiskConfig>& disks,
+                                                                               const std::optional<BalloonConfig>& balloon) {
     std::unique_ptr<VirtioDevices> v(new VirtioDevices());
-    size_t count = config.disks.size() + (config.balloon ? 1 : 0);
+    size_t count = disks.size() + (balloon ? 1 : 0);
     if (count > VIREO_VIRTIO_MAX_DEVICES)
         return std::unexpected(fmt::format("{} virtio devices ({} --disk{}); vireo has room for {}", count,
-                                           config.disks.size(), config.balloon ? " and --balloon" : "",
+                                           disks.size(), balloon ? " and --balloon" : "",
                                            VIREO_VIRTIO_MAX_DEVICES));
     uint32_t gsi = VIREO_VIRTIO_IRQ_BASE;
     for (size_t i = 0; i < count; ++i) {
@@ -22,12 +24,12 @@ std::expected<std::unique_ptr<VirtioDevices>, std::string> VirtioDevices::prepar
         if (gsi >= kIoApicPins) {
             size_t fit = i;
             return std::unexpected(fmt::format("{} virtio devices ({} --disk{}), but only {} interrupt lines are free for them",
-                                               count, config.disks.size(), config.balloon ? " and --balloon" : "", fit));
+                                               count, disks.size(), balloon ? " and --balloon" : "", fit));
         }
         Slot s;
         s.desc = {VIREO_VIRTIO_MMIO_BASE + i * VIREO_VIRTIO_MMIO_SIZE, VIREO_VIRTIO_MMIO_SIZE, gsi++};
-        if (i < config.disks.size()) {
-            auto disk = DiskImage::open(config.disks[i]);
+        if (i < disks.size()) {
+            auto disk = DiskImage::open(disks[i]);
             if (!disk) return std::unexpected(disk.error());
             s.disk = std::make_unique<DiskImage>(std::move(*disk));
         } else {
@@ -35,7 +37,7 @@ std::expected<std::unique_ptr<VirtioDevices>, std::string> VirtioDevices::prepar
         }
         v->slots_.push_back(std::move(s));
     }
-    if (config.balloon) v->balloon_config_ = *config.balloon;
+    if (balloon) v->balloon_config_ = *balloon;
     return v;
 }
 

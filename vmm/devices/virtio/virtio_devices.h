@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,16 +26,17 @@
 #include "vmm/devices/virtio/blk.h"
 #include "vmm/devices/virtio/disk_image.h"
 #include "vmm/devices/virtio/irqfd_line.h"
+#include "vmm/devices/virtio/virtio_config.h"
 #include "vmm/devices/virtio/virtio_mmio.h"
 #include "vmm/io/io_thread.h"
 #include "vmm/kvm/vm.h"
-#include "vmm/machine_config.h"
 
 namespace vireo {
 
 class VirtioDevices {
 public:
-    static std::expected<std::unique_ptr<VirtioDevices>, std::string> prepare(const MachineConfig& config);
+    static std::expected<std::unique_ptr<VirtioDevices>, std::string> prepare(const std::vector<DiskConfig>& disks,
+                                                                      const std::optional<BalloonConfig>& balloon);
     ~VirtioDevices();
 
     bool empty() const { return slots_.empty(); }
