@@ -1,7 +1,5 @@
 #include "vmm/machine.h"
 
-#include <poll.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>

@@ -9,7 +9,6 @@
 
 namespace vireo {
 
-// An InterruptLine on a GSI of the in-kernel irqchip.
 class KvmIrqLine final : public InterruptLine {
 public:
     KvmIrqLine(const Vm& vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}

@@ -100,11 +100,9 @@ void VirtioBalloon::write_config(uint64_t offset, std::span<const uint8_t> data)
         touched = true;
         if (actual_ != before) {
             log_debug("virtio-balloon: guest holds {} pages ({} MiB)", actual_, uint64_t(actual_) >> 8);
-            if (actual_ == num_pages_ && !target_reached_at_) target_reached_at_ = std::chrono::steady_clock::now();
-            if (!target_reached_logged_ && actual_ == num_pages_) {
-                target_reached_logged_ = true;
-                auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                                target_set_)
+            if (!target_reached_at_ && actual_ == num_pages_) {
+                target_reached_at_ = std::chrono::steady_clock::now();
+                auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*target_reached_at_ - target_set_)
                               .count();
                 log_info("virtio-balloon: guest reached the target of {} pages ({} MiB) in {} ms", actual_,
                          uint64_t(actual_) >> 8, ms);
@@ -130,8 +128,7 @@ std::expected<void, std::string> VirtioBalloon::set_target_pages(uint64_t pages)
     uint32_t before = num_pages_;
     num_pages_ = uint32_t(pages);
     target_set_ = std::chrono::steady_clock::now();
-    target_reached_logged_ = num_pages_ == actual_;
-    target_reached_at_ = target_reached_logged_ ? std::optional(target_set_) : std::nullopt;
+    target_reached_at_ = num_pages_ == actual_ ? std::optional(target_set_) : std::nullopt;
     bump(counters_.target_changes);
     log_info("virtio-balloon: target {} pages ({} MiB), was {} pages; guest holds {}; set at monotonic_ns={}",
              num_pages_, pages >> 8, before, actual_, monotonic_ns());

@@ -164,7 +164,8 @@ private:
     uint32_t actual_ = 0;
     uint32_t poison_ = 0;
     std::chrono::steady_clock::time_point target_set_{};
-    bool target_reached_logged_ = true;
+    // When `actual` first matched the target since it was set (logged then);
+    // none while the guest is still on its way.
     std::optional<std::chrono::steady_clock::time_point> target_reached_at_ = std::chrono::steady_clock::now();
     std::optional<uint16_t> held_stats_;  // the stats buffer the device keeps until it wants new numbers
     DescChain chain_;

@@ -123,8 +123,9 @@ std::expected<void, std::string> VirtioDevices::create(const Vm& vm, const Guest
             });
             if (!r) return std::unexpected("balloon target-at timer: " + r.error());
         }
-        // target-after entries: polled (timers cannot be made once the I/O
-        // thread runs under its seccomp filter).
+        // target-after entries: polled. The guest reaches a target by a
+        // config write on a vCPU thread, and neither that thread nor the I/O
+        // thread may create a timerfd under its seccomp filter.
         auto seq = std::make_shared<BalloonTargetSequence>(balloon_config_.target_at);
         if (!seq->done()) {
             VirtioBalloon* b = balloon_;
