@@ -84,7 +84,7 @@ bool Controller::bound(const Features& f, const Proposal& p, GuestLimits& lim, D
             uint64_t step = g.ram_bytes * limits.balloon_step_percent / 100;
             if (next - cur > step) {
                 next = cur + step;
-                d.reason += strfmt(" [cut to the %u %% step]", limits.balloon_step_percent);
+                d.reason += strfmt(" [cut to the %llu %% step]", (unsigned long long)limits.balloon_step_percent);
                 ++counters_.clamped_by_step;
             }
             if (next == cur) return false;

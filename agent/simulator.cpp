@@ -174,12 +174,10 @@ void Simulator::apply(const Action& a) {
     GuestState& st = guests_[gi];
     const ControllerLimits& lim = options_.limits;
     double now = now_s();
+    // The limits are the actuator's own checks (vireo/controller_limits.h).
     if (auto* b = std::get_if<action::BalloonTarget>(&a.body)) {
-        uint64_t ram = it->ram_bytes, floor = lim.balloon_floor_mib << 20;
-        uint64_t step = b->bytes > st.target ? b->bytes - st.target : st.target - b->bytes;
-        bool give_back = b->bytes < st.target;  // never limited, as in apply()
-        if (!it->balloon || (!give_back && (b->bytes + floor > ram || step * 100 > uint64_t(lim.balloon_step_percent) * ram ||
-                                            (st.balloon_changed && now - st.last_balloon_change_s < double(lim.balloon_interval_s))))) {
+        auto since = st.balloon_changed ? std::optional(now - st.last_balloon_change_s) : std::nullopt;
+        if (!it->balloon || balloon_limit_hit(lim, it->ram_bytes, st.target, b->bytes, since)) {
             ++metrics_.refused_actions;
             return;
         }
@@ -190,7 +188,7 @@ void Simulator::apply(const Action& a) {
     } else if (auto* p = std::get_if<action::Pin>(&a.body)) {
         if (p->vcpu >= st.vcpus.size() || p->cpus.empty() ||
             std::any_of(p->cpus.begin(), p->cpus.end(), [&](unsigned c) { return c >= scenario_.host_cpus; }) ||
-            now - st.vcpus[p->vcpu].last_pin_s < double(lim.pin_interval_s)) {
+            pin_limit_hit(lim, p->vcpu, now - st.vcpus[p->vcpu].last_pin_s)) {
             ++metrics_.refused_actions;
             return;
         }

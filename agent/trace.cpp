@@ -6,6 +6,7 @@
 #include <functional>
 #include <istream>
 #include <ostream>
+#include <span>
 
 #include <nlohmann/json.hpp>
 
@@ -32,7 +33,7 @@ std::string escape_controls(std::string_view text) {
     return out;
 }
 
-std::expected<void, Err> only_keys(const json& obj, std::initializer_list<std::string_view> keys) {
+std::expected<void, Err> only_keys(const json& obj, std::span<const std::string_view> keys) {
     for (auto it = obj.begin(); it != obj.end(); ++it)
         if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) {
             std::string known;
@@ -40,6 +41,9 @@ std::expected<void, Err> only_keys(const json& obj, std::initializer_list<std::s
             return std::unexpected("unknown key " + in_quotes(it.key()) + " (known: " + known + ")");
         }
     return {};
+}
+std::expected<void, Err> only_keys(const json& obj, std::initializer_list<std::string_view> keys) {
+    return only_keys(obj, std::span(keys.begin(), keys.size()));
 }
 
 std::expected<const json*, Err> field(const json& obj, std::string_view key) {
@@ -124,17 +128,12 @@ std::expected<void, Err> each(const json& obj, std::string_view key, const std::
     if (!var) return std::unexpected(std::move(var.error()))
 
 std::expected<ControllerLimits, Err> parse_limits(const json& j) {
-    if (auto r = only_keys(j, {"balloon_step_percent", "balloon_interval_s", "balloon_floor_mib", "pin_interval_s"}); !r)
-        return std::unexpected(r.error());
+    if (auto r = only_keys(j, kControllerLimitNames); !r) return std::unexpected(r.error());
     ControllerLimits l;
-    TRY(step, get_uint(j, "balloon_step_percent", 100));
-    TRY(interval, get_uint(j, "balloon_interval_s", 86400));
-    TRY(floor, get_uint(j, "balloon_floor_mib", 1ull << 40));
-    TRY(pin, get_uint(j, "pin_interval_s", 86400));
-    l.balloon_step_percent = unsigned(*step);
-    l.balloon_interval_s = unsigned(*interval);
-    l.balloon_floor_mib = *floor;
-    l.pin_interval_s = unsigned(*pin);
+    for (const auto& f : kControllerLimitFields) {
+        TRY(n, get_uint(j, f.name, f.max));
+        l.*f.member = *n;
+    }
     return l;
 }
 
@@ -321,6 +320,12 @@ json cpus_json(const std::optional<std::vector<unsigned>>& cpus) { return cpus ?
 
 std::string trace_header() { return json{{"vireo_trace", kTraceVersion}}.dump(); }
 
+static json limits_json(const ControllerLimits& l) {
+    json j = json::object();
+    for (const auto& f : kControllerLimitFields) j[std::string(f.name)] = l.*f.member;
+    return j;
+}
+
 std::string to_trace_line(const Snapshot& s) {
     json host_cpus = json::array();
     for (const auto& c : s.host_cpus) host_cpus.push_back({{"cpu", c.cpu}, {"busy_ns", c.busy_ns}});
@@ -350,11 +355,7 @@ std::string to_trace_line(const Snapshot& s) {
     }
     json j = {{"t_ns", s.timestamp_ns},
               {"mode", std::string(to_string(s.mode))},
-              {"limits",
-               {{"balloon_step_percent", s.limits.balloon_step_percent},
-                {"balloon_interval_s", s.limits.balloon_interval_s},
-                {"balloon_floor_mib", s.limits.balloon_floor_mib},
-                {"pin_interval_s", s.limits.pin_interval_s}}},
+              {"limits", limits_json(s.limits)},
               {"host",
                {{"cpus", host_cpus},
                 {"mem_total_bytes", s.host_mem_total_bytes},

@@ -445,10 +445,7 @@ vireo::controller::HostPart host_part_of(const json& ctl, const json& metrics, c
     s.timestamp_ns = metrics.value("monotonic_ns", uint64_t(0));
     s.mode = parse_controller_mode(ctl.value("mode", std::string("off"))).value_or(ControllerMode::Off);
     const json& l = ctl["limits"];
-    s.limits.balloon_step_percent = l.value("balloon_step_percent", s.limits.balloon_step_percent);
-    s.limits.balloon_interval_s = l.value("balloon_interval_s", s.limits.balloon_interval_s);
-    s.limits.balloon_floor_mib = l.value("balloon_floor_mib", s.limits.balloon_floor_mib);
-    s.limits.pin_interval_s = l.value("pin_interval_s", s.limits.pin_interval_s);
+    for (const auto& f : kControllerLimitFields) s.limits.*f.member = l.value(std::string(f.name), s.limits.*f.member);
     part.allowed_cpus = allowed;
     part.any_on = true;
     for (const json& g : metrics["guests"]) {

@@ -34,10 +34,8 @@ Guest::Guest(GuestConfig config, CpuList allowed, StateListener listener)
       allowed_(std::move(allowed)),
       listener_(std::move(listener)) {
     pins_.resize(config_.machine.cpus);
-    last_pin_change.resize(config_.machine.cpus);
     for (const auto& [vcpu, cpus] : config_.pinning)
         if (vcpu < pins_.size()) pins_[vcpu] = cpus;
-    control.mode = config_.controller_mode;
 }
 
 Guest::~Guest() {

@@ -1,10 +1,11 @@
 // A supervised guest: its configuration, the Machine built from it (none
 // while stopped), its state, and the levers the actuator pulls -- pause,
-// resume, power button, poweroff, pinning, balloon target.
+// resume, power button, poweroff, pinning, balloon target (the ones the
+// actuator pulls directly are its ActuatedGuest interface).
 //
 // Control thread only. Each lever validates everything first and changes
-// nothing on error (the Error says what and why); the host's apply() wraps
-// them with the decision log and events.
+// nothing on error (the Error says what and why); the actuator wraps
+// them with the decision log and events (vmm/actuator/).
 //
 // States:
 //   starting -> running <-> paused
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "vireo/actions.h"
+#include "vmm/actuator/actuated_guest.h"
 #include "vmm/cpu_list.h"
 #include "vmm/guest_config.h"
 #include "vmm/machine.h"
@@ -50,18 +52,19 @@ struct RestartRecord {
     std::string source;   // supervisor | admin | controller
 };
 
-class Guest {
+class Guest final : public ActuatedGuest {
 public:
     // (guest, from, to, why): every state change, for the host's events.
     using StateListener = std::function<void(Guest&, GuestState, GuestState, const std::string&)>;
 
     // `allowed`: the host CPUs this process may use (pin targets, unpin).
     Guest(GuestConfig config, CpuList allowed, StateListener listener);
-    ~Guest();
+    ~Guest() override;
     Guest(const Guest&) = delete;
     Guest& operator=(const Guest&) = delete;
 
-    const std::string& name() const { return config_.machine.name; }
+    const std::string& name() const override { return config_.machine.name; }
+    uint64_t ram_bytes() const override { return config_.machine.mem_bytes; }
     const GuestConfig& config() const { return config_; }
     GuestState state() const { return state_; }
     bool live() const { return machine_ != nullptr; }  // threads may run (starting..stopping)
@@ -81,8 +84,8 @@ public:
     // An immediate stop with `why` (operator), then collect_stop().
     StopRequest poweroff(const std::string& why);
 
-    std::expected<void, Error> pause();
-    std::expected<void, Error> resume();
+    std::expected<void, Error> pause() override;
+    std::expected<void, Error> resume() override;
     // ACPI power button. Conflict if the guest is not running or has not
     // enabled the button (then only poweroff stops it). -> Stopping.
     std::expected<void, Error> press_power_button();
@@ -90,22 +93,17 @@ public:
     // Pinning is remembered and applied whenever the guest (re)starts.
     // OutOfRange: no such vCPU, a CPU that does not exist or that this
     // process may not use.
-    std::expected<void, Error> pin(unsigned vcpu, const CpuList& cpus);
-    std::expected<void, Error> unpin(std::optional<unsigned> vcpu);
+    std::expected<void, Error> pin(unsigned vcpu, const CpuList& cpus) override;
+    std::expected<void, Error> unpin(std::optional<unsigned> vcpu) override;
     // Per vCPU: the CPUs it is pinned to, nullopt if not pinned.
-    const std::vector<std::optional<CpuList>>& pinning() const { return pins_; }
+    const std::vector<std::optional<CpuList>>& pinning() const override { return pins_; }
     const CpuList& allowed_cpus() const { return allowed_; }
 
     // Balloon (nullptr/Unavailable without one). The target is remembered
     // and set again when the guest restarts.
-    std::expected<void, Error> set_balloon_target(uint64_t bytes);
-    uint64_t balloon_target() const { return balloon_target_; }
+    std::expected<void, Error> set_balloon_target(uint64_t bytes) override;
+    uint64_t balloon_target() const override { return balloon_target_; }
     bool has_balloon() const { return config_.machine.balloon.has_value(); }
-
-    // Controller override and held levers (the actuator's bookkeeping).
-    GuestControl control;
-    std::chrono::steady_clock::time_point last_balloon_change{};
-    std::vector<std::chrono::steady_clock::time_point> last_pin_change;
 
     // The restart supervisor's state (vmm/supervisor/): the policy with its
     // back-off, the hang detector, when the pending restart fires.

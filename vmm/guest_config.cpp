@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <set>
+#include <span>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -23,17 +24,20 @@ using json = nlohmann::json;
 // "guest 'web': 'cpus': ..." becomes "FILE: guest 'web': 'cpus': ...".
 using Err = std::string;
 
-std::string known_list(std::initializer_list<std::string_view> keys) {
+std::string known_list(std::span<const std::string_view> keys) {
     std::string s;
     for (auto k : keys) s += (s.empty() ? "" : ", ") + std::string(k);
     return s;
 }
 
-std::expected<void, Err> only_keys(const json& obj, std::initializer_list<std::string_view> keys) {
+std::expected<void, Err> only_keys(const json& obj, std::span<const std::string_view> keys) {
     for (auto it = obj.begin(); it != obj.end(); ++it)
         if (std::find(keys.begin(), keys.end(), it.key()) == keys.end())
             return std::unexpected(fmt::format("unknown key '{}' (known: {})", it.key(), known_list(keys)));
     return {};
+}
+std::expected<void, Err> only_keys(const json& obj, std::initializer_list<std::string_view> keys) {
+    return only_keys(obj, std::span(keys.begin(), keys.size()));
 }
 
 std::expected<std::string, Err> get_string(const json& v, std::string_view key) {
@@ -387,24 +391,12 @@ std::expected<void, Err> parse_controller(const json& v, HostConfig& hc) {
     }
     if (auto it = v.find("limits"); it != v.end()) {
         if (!it->is_object()) return std::unexpected(std::string("'controller.limits' must be an object"));
-        if (auto r = only_keys(*it, {"balloon_step_percent", "balloon_interval_s", "balloon_floor_mib", "pin_interval_s"}); !r)
-            return std::unexpected("'controller.limits': " + r.error());
-        ControllerLimits& l = hc.controller_limits;
-        struct {
-            const char* key;
-            uint64_t hi;
-            std::function<void(uint64_t)> set;
-        } fields[] = {
-            {"balloon_step_percent", 100, [&](uint64_t n) { l.balloon_step_percent = unsigned(n); }},
-            {"balloon_interval_s", 86400, [&](uint64_t n) { l.balloon_interval_s = unsigned(n); }},
-            {"balloon_floor_mib", 1ull << 40, [&](uint64_t n) { l.balloon_floor_mib = n; }},
-            {"pin_interval_s", 86400, [&](uint64_t n) { l.pin_interval_s = unsigned(n); }},
-        };
-        for (auto& f : fields)
-            if (auto fit = it->find(f.key); fit != it->end()) {
-                auto n = get_uint(*fit, std::string("controller.limits.") + f.key, 0, f.hi);
+        if (auto r = only_keys(*it, kControllerLimitNames); !r) return std::unexpected("'controller.limits': " + r.error());
+        for (const auto& f : kControllerLimitFields)
+            if (auto fit = it->find(std::string(f.name)); fit != it->end()) {
+                auto n = get_uint(*fit, fmt::format("controller.limits.{}", f.name), 0, f.max);
                 if (!n) return std::unexpected(n.error());
-                f.set(*n);
+                hc.controller_limits.*f.member = *n;
             }
     }
     return {};

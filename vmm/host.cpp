@@ -14,11 +14,11 @@
 #include "vmm/control/request_handler.h"
 #include "vmm/control/socket_path.h"
 #include "vmm/controller/controller_thread.h"
+#include "vmm/controller/snapshot_builder.h"
 #include "vmm/devices/ib700_watchdog.h"
 #include "vmm/log.h"
 #include "vmm/metrics/host_metrics.h"
 #include "vmm/metrics/metrics_listener.h"
-#include "vmm/overloaded.h"
 #include "vmm/security/privileges.h"
 #include "vmm/wall_time.h"
 
@@ -57,17 +57,10 @@ std::string describe(const StopRequest& r) {
     return s;
 }
 
-// Process-wide actions carry no guest; every other one needs one.
-bool needs_guest(const ActionBody& b) {
-    return !std::holds_alternative<action::ControllerModeSet>(b) && !std::holds_alternative<action::ControllerLimitsSet>(b);
-}
-
 }  // namespace
 
 Host::Host(HostConfig config)
     : config_(std::move(config)),
-      controller_mode_(config_.controller_mode),
-      limits_(config_.controller_limits),
       started_(std::chrono::steady_clock::now()) {}
 
 Host::~Host() {
@@ -107,6 +100,13 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
     auto loop = EventLoop::create();
     if (!loop) return host_err(loop.error());
     h->loop_ = std::move(*loop);
+    EventLoop* lp = h->loop_.get();
+    EventBus* bus = &h->bus_;
+    h->actuator_ = std::make_unique<GuestActuator>(
+        *h,
+        GuestActuator::Hooks{.post = [lp](std::function<void()> task) { lp->post(std::move(task)); },
+                             .decided = [bus](const ActionRecord& rec) { bus->publish("action", rec.action.guest, to_json(rec)); }},
+        h->config_.controller_mode, h->config_.controller_limits);
 
     auto allowed = thread_affinity(0);
     if (!allowed) return host_err(allowed.error());
@@ -133,6 +133,8 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
 
     Host* self = h.get();
     for (const auto& gc : h->config_.guests)
+        if (gc.controller_mode) h->actuator_->set_initial_control(gc.name(), GuestControl{.mode = gc.controller_mode});
+    for (const auto& gc : h->config_.guests)
         h->guests_.push_back(std::make_unique<Guest>(gc, h->allowed_, [self](Guest& g, GuestState from, GuestState to,
                                                                              const std::string& why) {
             self->on_state_change(g, from, to, why);
@@ -156,16 +158,17 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
     controller::ControllerOptions copts;
     copts.tick = h->config_.controller_tick;
     if (h->config_.controller_balloon_warmup_s) copts.balloon.warmup_s = *h->config_.controller_balloon_warmup_s;
-    h->controller_ = std::make_unique<controller::ControllerThread>(*h, std::move(copts));
+    h->controller_ = std::make_unique<controller::ControllerThread>(
+        controller::HostAccess{.post = [lp](std::function<void()> task) { lp->post(std::move(task)); },
+                               .gather = [self] { return controller::gather_from_host(*self->actuator_, self->guests_, self->allowed_); },
+                               .actuator = *h->actuator_},
+        std::move(copts));
     // Initial pinning is an action like any other: logged, undoable.
     for (auto& g : h->guests_)
         for (const auto& [vcpu, cpus] : g->config().pinning)
-            h->decisions_.append(ActionRecord{.time_ns = realtime_ns(),
-                                              .action = {g->name(), action::Pin{vcpu, cpus}},
-                                              .origin = {ActionSource::Config, "config", "pinning from the config file"},
-                                              .outcome = Outcome::Applied,
-                                              .error = {},
-                                              .undo = {Action{g->name(), action::Unpin{vcpu}}}});
+            h->actuator_->record_applied({g->name(), action::Pin{vcpu, cpus}},
+                                         {ActionSource::Config, "config", "pinning from the config file"},
+                                         {Action{g->name(), action::Unpin{vcpu}}});
     return h;
 }
 
@@ -285,7 +288,7 @@ void Host::supervise(Guest& g, const StopRequest& req) {
     auto restart = [this, gp, cause, delay = d.delay](std::chrono::steady_clock::time_point detected_at) {
         gp->set_restart_detected_at(detected_at);
         gp->scheduled_delay = delay;
-        apply(Action{gp->name(), action::Restart{}}, Origin{ActionSource::Supervisor, "restart-policy", cause});
+        actuator_->apply(Action{gp->name(), action::Restart{}}, Origin{ActionSource::Supervisor, "restart-policy", cause});
     };
     if (d.delay.count() == 0) {
         restart(req.at != std::chrono::steady_clock::time_point{} ? req.at : now);
@@ -374,221 +377,53 @@ int Host::run() {
     return VIREO_EXIT_OK;
 }
 
-std::future<ActionResult> Host::submit(Action action, Origin origin) {
-    auto promise = std::make_shared<std::promise<ActionResult>>();
-    auto future = promise->get_future();
-    loop_->post([this, promise, a = std::move(action), o = std::move(origin)] { promise->set_value(apply(a, o)); });
-    return future;
-}
-
-ActionResult Host::apply(const Action& a, const Origin& o) {
-    ActionRecord rec;
-    rec.time_ns = realtime_ns();
-    rec.action = a;
-    rec.origin = o;
-    auto r = execute(a, o, rec.undo);
-    rec.outcome = r ? *r : Outcome::Refused;
-    if (!r) {
-        rec.error = r.error();
-        rec.undo.clear();
-    }
-    uint64_t seq = decisions_.append(rec);
-    ++action_counts_[{o.source, std::string(action_name(a.body)), rec.outcome}];
-    nlohmann::json data = to_json(*decisions_.find(seq));
-    bus_.publish("action", a.guest, std::move(data));
-    return {rec.outcome, rec.error, seq};
-}
-
-std::expected<void, Error> Host::check_controller_limits(Guest& g, const Action& a) {
-    auto now = std::chrono::steady_clock::now();
-    // The controller paces its changes by its snapshots' clock; the
-    // actuator measures from when a change was applied. A decision is
-    // applied a variable time after its snapshot (milliseconds natively,
-    // more under emulation), so "10 s after the last change" by the
-    // controller's clock can be 9.998 s here: half a second of slack keeps
-    // such changes from being refused every other time (seen in the QEMU
-    // L1: half the reclaim steps refused) without loosening the limit.
-    constexpr auto kIntervalSlack = std::chrono::milliseconds(500);
-    auto hit = [&](const std::string& limit, std::string message) {
-        ++limit_hits_[limit];
-        log_info("controller: {} refused by limit {}: {}", g.name(), limit, message);
-        return std::unexpected(err(ErrorCode::OutOfRange, fmt::format("limit {}: {}", limit, message)));
-    };
-    if (auto* b = std::get_if<action::BalloonTarget>(&a.body)) {
-        // Giving memory back is never limited: a guest under
-        // pressure, after a deflate-on-OOM or asking for more gets it at
-        // once. The limits pace reclaim only.
-        if (b->bytes < g.balloon_target()) return {};
-        uint64_t mem = g.config().machine.mem_bytes;
-        uint64_t floor = limits_.balloon_floor_mib << 20;
-        if (b->bytes + floor > mem)
-            return hit("balloon_floor_mib", fmt::format("target {} MiB would leave guest {} less than {} MiB", b->bytes >> 20,
-                                                        g.name(), limits_.balloon_floor_mib));
-        uint64_t cur = g.balloon_target();
-        uint64_t step = b->bytes > cur ? b->bytes - cur : cur - b->bytes;
-        if (step * 100 > uint64_t(limits_.balloon_step_percent) * mem)
-            return hit("balloon_step_percent", fmt::format("a step of {} MiB is over {}% of {} MiB", step >> 20,
-                                                           limits_.balloon_step_percent, mem >> 20));
-        if (g.last_balloon_change != std::chrono::steady_clock::time_point{} &&
-            now - g.last_balloon_change + kIntervalSlack < std::chrono::seconds(limits_.balloon_interval_s))
-            return hit("balloon_interval_s", fmt::format("the last change was less than {} s ago", limits_.balloon_interval_s));
-    }
-    if (auto* p = std::get_if<action::Pin>(&a.body)) {
-        if (p->vcpu < g.last_pin_change.size() && g.last_pin_change[p->vcpu] != std::chrono::steady_clock::time_point{} &&
-            now - g.last_pin_change[p->vcpu] + kIntervalSlack < std::chrono::seconds(limits_.pin_interval_s))
-            return hit("pin_interval_s", fmt::format("vCPU {} was re-pinned less than {} s ago", p->vcpu, limits_.pin_interval_s));
-    }
+std::expected<void, Error> Host::shutdown(ActuatedGuest& ag, std::chrono::milliseconds timeout) {
+    Guest& g = static_cast<Guest&>(ag);  // every guest the actuator finds is one of ours
+    auto r = g.press_power_button();
+    if (!r) return r;
+    if (timeout.count() == 0) timeout = g.config().shutdown_timeout;
+    Guest* gp = &g;
+    shutdown_timers_[gp] = loop_->after(timeout, [this, gp, timeout] {
+        shutdown_timers_.erase(gp);
+        if (!gp->live()) return;
+        actuator_->apply(Action{gp->name(), action::Poweroff{}},
+                         Origin{ActionSource::Supervisor, "shutdown",
+                                fmt::format("still running {} ms after the ACPI power button", timeout.count())});
+    });
     return {};
 }
 
-std::expected<Outcome, Error> Host::execute(const Action& a, const Origin& o, std::vector<Action>& undo) {
-    Guest* g = nullptr;
-    if (needs_guest(a.body)) {
-        if (a.guest.empty()) return std::unexpected(err(ErrorCode::BadRequest, fmt::format("{} needs a guest", action_name(a.body))));
-        g = find(a.guest);
-        if (!g) return std::unexpected(err(ErrorCode::UnknownGuest, fmt::format("no guest named '{}'", a.guest)));
-    } else if (!a.guest.empty()) {
-        return std::unexpected(err(ErrorCode::BadRequest, fmt::format("{} is process-wide; it takes no guest", action_name(a.body))));
+std::expected<void, Error> Host::poweroff(ActuatedGuest& ag, const Origin& o) {
+    Guest& g = static_cast<Guest&>(ag);
+    if (g.state() == GuestState::Backoff) {  // waiting to restart: stay stopped instead
+        cancel_restart(g);
+        g.set_state(GuestState::Stopped, fmt::format("restart cancelled by {}", to_string(o.source)));
+        return {};
     }
-
-    // The controller acts only as far as its mode, the administrator's
-    // held levers and the hard limits let it.
-    if (o.source == ActionSource::Controller) {
-        if (!g)
-            return std::unexpected(err(ErrorCode::Conflict, "the controller may not change its own mode or limits"));
-        if (std::holds_alternative<action::GuestControlSet>(a.body))
-            return std::unexpected(err(ErrorCode::Conflict, "the controller may not change a guest's overrides"));
-        ControllerMode mode = g->control.mode.value_or(controller_mode_);
-        if (mode == ControllerMode::Off)
-            return std::unexpected(err(ErrorCode::Conflict, fmt::format("the controller is off for guest {}", g->name())));
-        bool pin = std::holds_alternative<action::Pin>(a.body) || std::holds_alternative<action::Unpin>(a.body);
-        bool balloon = std::holds_alternative<action::BalloonTarget>(a.body);
-        if ((pin && g->control.pin_held) || (balloon && g->control.balloon_held))
-            return std::unexpected(err(ErrorCode::Conflict, fmt::format("an administrator holds the {} of guest {} (release it with "
-                                                                        "the controller request)",
-                                                                        pin ? "pinning" : "balloon", g->name())));
-        if (auto r = check_controller_limits(*g, a); !r) return std::unexpected(r.error());
-        if (mode == ControllerMode::Advise) return Outcome::Advised;
-    }
-
-    auto now = std::chrono::steady_clock::now();
-    auto done = [](std::expected<void, Error> r) -> std::expected<Outcome, Error> {
-        if (!r) return std::unexpected(r.error());
-        return Outcome::Applied;
-    };
-    return std::visit(
-        overloaded{
-            [&](const action::Pause&) {
-                auto r = g->pause();
-                if (r) undo = {Action{g->name(), action::Resume{}}};
-                return done(r);
-            },
-            [&](const action::Resume&) {
-                auto r = g->resume();
-                if (r) {
-                    undo = {Action{g->name(), action::Pause{}}};
-                    g->hang.reset(now);  // the pause was not a hang
-                }
-                return done(r);
-            },
-            [&](const action::Shutdown& s) {
-                auto r = g->press_power_button();
-                if (r) {
-                    Guest* gp = g;
-                    auto timeout = s.timeout.count() ? s.timeout : g->config().shutdown_timeout;
-                    shutdown_timers_[g] = loop_->after(timeout, [this, gp, timeout] {
-                        shutdown_timers_.erase(gp);
-                        if (!gp->live()) return;
-                        apply(Action{gp->name(), action::Poweroff{}},
-                              Origin{ActionSource::Supervisor, "shutdown",
-                                     fmt::format("still running {} ms after the ACPI power button", timeout.count())});
-                    });
-                }
-                return done(r);
-            },
-            [&](const action::Poweroff&) -> std::expected<Outcome, Error> {
-                if (g->state() == GuestState::Backoff) {  // waiting to restart: stay stopped instead
-                    cancel_restart(*g);
-                    g->set_state(GuestState::Stopped, fmt::format("restart cancelled by {}", to_string(o.source)));
-                    return Outcome::Applied;
-                }
-                if (!g->live())
-                    return std::unexpected(err(ErrorCode::Conflict, fmt::format("guest {} is {}, not running", g->name(),
-                                                                                to_string(g->state()))));
-                std::string why = fmt::format("poweroff by {}{}", to_string(o.source), o.reason.empty() ? "" : ": " + o.reason);
-                stop_guest(*g, why);
-                return Outcome::Applied;
-            },
-            [&](const action::Restart&) {
-                std::string why = fmt::format("restart by {}{}", to_string(o.source), o.reason.empty() ? "" : ": " + o.reason);
-                // Anyone but the policy itself restarting a guest (an
-                // administrator bringing back a failed one) starts its
-                // back-off over.
-                if (o.source != ActionSource::Supervisor) g->backoff.reset();
-                std::string cause = o.source == ActionSource::Supervisor && g->last_stop()
-                                        ? std::string(to_string(g->last_stop()->reason))
-                                        : std::string(to_string(o.source));
-                auto delay = std::exchange(g->scheduled_delay, std::chrono::milliseconds(0));
-                if (o.source != ActionSource::Supervisor) g->set_restart_detected_at(now);
-                auto r = restart_guest(*g, why);
-                if (r) {
-                    g->record_restart({realtime_ns(), o.reason.empty() ? why : o.reason, delay.count(), std::string(to_string(o.source))});
-                    ++g->restarts_by_reason[cause];
-                }
-                return done(r);
-            },
-            [&](const action::Pin& p) {
-                std::optional<CpuList> before = p.vcpu < g->pinning().size() ? g->pinning()[p.vcpu] : std::nullopt;
-                auto r = g->pin(p.vcpu, p.cpus);
-                if (r) {
-                    undo = {before ? Action{g->name(), action::Pin{p.vcpu, *before}} : Action{g->name(), action::Unpin{p.vcpu}}};
-                    g->last_pin_change[p.vcpu] = now;
-                    if (o.source == ActionSource::Admin) g->control.pin_held = true;
-                }
-                return done(r);
-            },
-            [&](const action::Unpin& u) {
-                auto before = g->pinning();
-                auto r = g->unpin(u.vcpu);
-                if (r) {
-                    for (unsigned i = 0; i < before.size(); ++i)
-                        if (before[i] && (!u.vcpu || *u.vcpu == i)) {
-                            undo.push_back(Action{g->name(), action::Pin{i, *before[i]}});
-                            g->last_pin_change[i] = now;
-                        }
-                    if (o.source == ActionSource::Admin) g->control.pin_held = true;
-                }
-                return done(r);
-            },
-            [&](const action::BalloonTarget& b) {
-                uint64_t before = g->balloon_target();
-                auto r = g->set_balloon_target(b.bytes);
-                if (r) {
-                    undo = {Action{g->name(), action::BalloonTarget{before}}};
-                    g->last_balloon_change = now;
-                    if (o.source == ActionSource::Admin) g->control.balloon_held = true;
-                }
-                return done(r);
-            },
-            [&](const action::ControllerModeSet& m) -> std::expected<Outcome, Error> {
-                undo = {Action{"", action::ControllerModeSet{controller_mode_}}};
-                controller_mode_ = m.mode;
-                return Outcome::Applied;
-            },
-            [&](const action::ControllerLimitsSet& l) -> std::expected<Outcome, Error> {
-                if (l.limits.balloon_step_percent > 100)
-                    return std::unexpected(err(ErrorCode::OutOfRange, "balloon_step_percent is over 100"));
-                undo = {Action{"", action::ControllerLimitsSet{limits_}}};
-                limits_ = l.limits;
-                return Outcome::Applied;
-            },
-            [&](const action::GuestControlSet& c) -> std::expected<Outcome, Error> {
-                undo = {Action{g->name(), action::GuestControlSet{g->control}}};
-                g->control = c.control;
-                return Outcome::Applied;
-            },
-        },
-        a.body);
+    if (!g.live())
+        return std::unexpected(err(ErrorCode::Conflict, fmt::format("guest {} is {}, not running", g.name(), to_string(g.state()))));
+    stop_guest(g, fmt::format("poweroff by {}{}", to_string(o.source), o.reason.empty() ? "" : ": " + o.reason));
+    return {};
 }
+
+std::expected<void, Error> Host::restart(ActuatedGuest& ag, const Origin& o) {
+    Guest& g = static_cast<Guest&>(ag);
+    std::string why = fmt::format("restart by {}{}", to_string(o.source), o.reason.empty() ? "" : ": " + o.reason);
+    // Anyone but the policy itself restarting a guest (an administrator
+    // bringing back a failed one) starts its back-off over.
+    if (o.source != ActionSource::Supervisor) g.backoff.reset();
+    std::string cause = o.source == ActionSource::Supervisor && g.last_stop() ? std::string(to_string(g.last_stop()->reason))
+                                                                              : std::string(to_string(o.source));
+    auto delay = std::exchange(g.scheduled_delay, std::chrono::milliseconds(0));
+    if (o.source != ActionSource::Supervisor) g.set_restart_detected_at(std::chrono::steady_clock::now());
+    auto r = restart_guest(g, why);
+    if (r) {
+        g.record_restart({realtime_ns(), o.reason.empty() ? why : o.reason, delay.count(), std::string(to_string(o.source))});
+        ++g.restarts_by_reason[cause];
+    }
+    return r;
+}
+
+void Host::resumed(ActuatedGuest& ag) { static_cast<Guest&>(ag).hang.reset(std::chrono::steady_clock::now()); }
 
 }  // namespace vireo

@@ -9,8 +9,8 @@
 // Threads: this one (epoll: signalfd, each guest's stop eventfd, sockets,
 // timers, tasks posted by other threads), plus each guest's vCPU and I/O
 // threads. All state here is touched on this thread only; other threads
-// (the learned controller) reach it through submit(), which posts to the
-// loop and resolves a future.
+// (the learned controller) reach it through the actuator's submit(), which
+// posts to the loop and resolves a future.
 #pragma once
 
 #include <signal.h>
@@ -23,11 +23,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <vector>
 
 #include "vireo/actions.h"
 #include "vmm/action_log.h"
+#include "vmm/actuator/guest_actuator.h"
 #include "vmm/control/control_server.h"
 #include "vmm/event_bus.h"
 #include "vmm/event_loop.h"
@@ -45,7 +45,7 @@ namespace controller {
 class ControllerThread;
 }
 
-class Host final : public Actuator {
+class Host final : public GuestRegistry {
 public:
     // Checks everything (pinning against this host's CPUs, the control
     // path, the metrics address), builds every guest, then starts them all:
@@ -57,21 +57,22 @@ public:
     // guest has stopped); returns the process exit status.
     int run();
 
-    // The actuator. Control thread only: checks, executes, logs the
-    // decision, publishes the event. See include/vireo/actions.h.
-    ActionResult apply(const Action& action, const Origin& origin);
-    // Any thread.
-    std::future<ActionResult> submit(Action action, Origin origin) override;
+    // The actuator: every change goes through it. Control thread only,
+    // except its submit().
+    GuestActuator& actuator() { return *actuator_; }
+    const GuestActuator& actuator() const { return *actuator_; }
+
+    // GuestRegistry: what the actuator asks of the guests' owner.
+    Guest* find(std::string_view name) override;
+    std::expected<void, Error> shutdown(ActuatedGuest& g, std::chrono::milliseconds timeout) override;
+    std::expected<void, Error> poweroff(ActuatedGuest& g, const Origin& o) override;
+    std::expected<void, Error> restart(ActuatedGuest& g, const Origin& o) override;
+    void resumed(ActuatedGuest& g) override;
 
     // --- read access for the request handler and the metrics ----------
-    Guest* find(std::string_view name);
     const std::vector<std::unique_ptr<Guest>>& guests() const { return guests_; }
     EventBus& bus() { return bus_; }
     const EventBus& bus() const { return bus_; }
-    ActionLog& decisions() { return decisions_; }
-    const ActionLog& decisions() const { return decisions_; }
-    ControllerMode controller_mode() const { return controller_mode_; }
-    const ControllerLimits& controller_limits() const { return limits_; }
     const control::ControlServer* control_server() const { return control_.get(); }
     const MetricsListener* metrics_listener() const { return metrics_.get(); }
     const control::RequestHandler* request_handler() const { return handler_.get(); }
@@ -79,12 +80,6 @@ public:
     const HostConfig& config() const { return config_; }
     std::chrono::steady_clock::time_point started() const { return started_; }
     const CpuList& allowed_cpus() const { return allowed_; }
-
-    // (source, kind, outcome) -> count: vireo_actions_total.
-    using ActionKey = std::tuple<ActionSource, std::string, Outcome>;
-    const std::map<ActionKey, uint64_t>& action_counts() const { return action_counts_; }
-    // Controller limits hit, by limit name: vireo_controller_limit_hits_total.
-    const std::map<std::string, uint64_t>& limit_hits() const { return limit_hits_; }
 
 private:
     explicit Host(HostConfig config);
@@ -108,19 +103,13 @@ private:
     void health_tick();
     void on_signal();
     void on_state_change(Guest& g, GuestState from, GuestState to, const std::string& why);
-    std::expected<Outcome, Error> execute(const Action& a, const Origin& o, std::vector<Action>& undo);
-    std::expected<void, Error> check_controller_limits(Guest& g, const Action& a);
 
     HostConfig config_;
     std::unique_ptr<EventLoop> loop_;
     CpuList allowed_;
     std::vector<std::unique_ptr<Guest>> guests_;
     EventBus bus_;
-    ActionLog decisions_;
-    ControllerMode controller_mode_ = ControllerMode::Off;
-    ControllerLimits limits_;
-    std::map<ActionKey, uint64_t> action_counts_;
-    std::map<std::string, uint64_t> limit_hits_;
+    std::unique_ptr<GuestActuator> actuator_;
     std::map<const Guest*, EventLoop::TimerId> shutdown_timers_;
     std::map<const Guest*, EventLoop::TimerId> restart_timers_;
     std::map<const Guest*, uint64_t> reported_restarts_;  // restarts whose latency was logged

@@ -3,7 +3,7 @@
  * An administrator's request on the control socket, the learned
  * controller's decision (agent/) and the supervisor's restart of a
  * faulted guest are all an `Action` with an `Origin`, and all go
- * through one `Actuator::submit` -> the host's `apply()`: the same checks,
+ * through one `Actuator::submit` -> the actuator's `apply()`: the same checks,
  * the same decision log (who, what, when, why, result, how to undo it), the
  * same events. Nothing changes a guest any other way.
  *
@@ -22,6 +22,8 @@
 #include <string_view>
 #include <variant>
 #include <vector>
+
+#include "vireo/controller_limits.h"
 
 namespace vireo {
 
@@ -72,17 +74,6 @@ inline std::optional<ControllerMode> parse_controller_mode(std::string_view text
     if (text == "auto") return ControllerMode::Auto;
     return std::nullopt;
 }
-
-// Hard limits on what the *controller* may do (administrators are not
-// limited by them). apply() enforces them, so a buggy or mistrained policy
-// cannot cross them; each hit is logged and counted.
-struct ControllerLimits {
-    unsigned balloon_step_percent = 5;   // max target change per action, % of guest RAM
-    unsigned balloon_interval_s = 10;    // min time between two target changes of one guest
-    uint64_t balloon_floor_mib = 64;     // RAM the balloon always leaves the guest
-    unsigned pin_interval_s = 60;        // min time between two re-pins of one vCPU
-    bool operator==(const ControllerLimits&) const = default;
-};
 
 // Per guest: the controller mode for this guest (nullopt: the process-wide
 // mode) and the levers an administrator holds. A manual pin or balloon

@@ -1,9 +1,8 @@
 // The learned controller live, on this host's /dev/kvm with test
 // guests. These take minutes (about 6 in all) and run in `make test`.
 //
-// GivingBackIsNeverLimited (in-process, seconds): a controller action that
-// lowers a balloon target is exempt from balloon_interval_s and
-// balloon_step_percent; one that raises it is not.
+// (The hard limits themselves are checked without KVM, in
+// tests/unit/actuator/guest_actuator_test.cpp.)
 //
 // ConfiguredClassReachesTheSnapshots (seconds): a guest's `class` shows in
 // `list` and in the controller's snapshots.
@@ -58,50 +57,10 @@
 #include "tests/kvm/host_fixture.h"
 #include "vireo/telemetry.h"
 #include "vmm/guest_config.h"
-#include "vmm/host.h"
 #include "vmm/metrics/log2_hist.h"
 
 namespace vireo::test {
 namespace {
-
-// ------------------------------------------------------------ in-process
-TEST(ControllerLimits, GivingBackIsNeverLimited) {
-    for (const auto& why : {kvm_unavailable_reason(), missing_file_reason(testguest_binary())})
-        if (!why.empty()) GTEST_SKIP() << why;
-    json cfg{{"control", "none"},
-             {"controller", {{"mode", "auto"}, {"limits", {{"balloon_step_percent", 5}, {"balloon_interval_s", 3600}}}}},
-             {"guests",
-              {{{"name", "g"},
-                {"kernel", testguest_binary()},
-                {"cmdline", "workload=balloon poll_us=10000"},
-                {"mem", "256M"},
-                {"probes", "off"},
-                {"console", "none"},
-                {"balloon", "stats=1"}}}}};
-    auto hc = parse_host_config(cfg.dump(), "test");
-    ASSERT_TRUE(hc) << hc.error();
-    auto host = vireo::Host::create(std::move(*hc));
-    ASSERT_TRUE(host) << host.error().message;
-    vireo::Host& h = **host;
-    const Origin ctl{ActionSource::Controller, "test", "limits test"}, admin{ActionSource::Admin, "test", "limits test"};
-    auto target = [&](uint64_t mib, const Origin& o) { return h.apply(Action{"g", action::BalloonTarget{mib << 20}}, o); };
-
-    EXPECT_EQ(target(12, ctl).outcome, Outcome::Applied) << "one reclaim step of <= 5 %";
-    auto again = target(24, ctl);
-    ASSERT_EQ(again.outcome, Outcome::Refused) << "a second reclaim within balloon_interval_s";
-    EXPECT_NE(again.error->message.find("balloon_interval_s"), std::string::npos) << again.error->message;
-    EXPECT_EQ(target(4, ctl).outcome, Outcome::Applied) << "giving back within the interval";
-
-    // An administrator's big target, then the lever released: the
-    // controller gives all of it back in one action, far over the 5 % step.
-    EXPECT_EQ(target(150, admin).outcome, Outcome::Applied);
-    EXPECT_EQ(h.apply(Action{"g", action::GuestControlSet{GuestControl{}}}, admin).outcome, Outcome::Applied);
-    EXPECT_EQ(target(0, ctl).outcome, Outcome::Applied) << "giving back 150 MiB at once";
-    EXPECT_EQ(h.find("g")->balloon_target(), 0u);
-    auto big = target(100, ctl);
-    EXPECT_EQ(big.outcome, Outcome::Refused) << "reclaim stays limited";
-    EXPECT_GE(h.limit_hits().at("balloon_interval_s"), 1u);
-}
 
 // ------------------------------------------------------------ live
 class ControllerLive : public HostFixture {

@@ -6,10 +6,9 @@
 namespace vireo {
 
 nlohmann::json to_json(const ControllerLimits& l) {
-    return {{"balloon_step_percent", l.balloon_step_percent},
-            {"balloon_interval_s", l.balloon_interval_s},
-            {"balloon_floor_mib", l.balloon_floor_mib},
-            {"pin_interval_s", l.pin_interval_s}};
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& f : kControllerLimitFields) j[std::string(f.name)] = l.*f.member;
+    return j;
 }
 
 nlohmann::json to_json(const GuestControl& c) {

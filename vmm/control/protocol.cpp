@@ -111,12 +111,6 @@ const std::vector<std::string_view>& request_names() {
     return names;
 }
 
-const std::vector<std::string_view>& limit_names() {
-    static const std::vector<std::string_view> names = {"balloon_step_percent", "balloon_interval_s",
-                                                        "balloon_floor_mib", "pin_interval_s"};
-    return names;
-}
-
 std::expected<Request, ProtocolError> parse_request(std::string_view line) {
     const json null_id;
     if (line.size() > kMaxMessage)
@@ -257,13 +251,12 @@ std::expected<Request, ProtocolError> parse_request(std::string_view line) {
             if (!r.guest.empty()) return bad("'limits' are process-wide: give them without 'guest'");
             if (!l->is_object()) return bad("'limits' must be an object");
             for (auto it = l->begin(); it != l->end(); ++it) {
-                const auto& names = limit_names();
-                if (std::find(names.begin(), names.end(), it.key()) == names.end()) {
+                const ControllerLimitField* f = find_controller_limit(it.key());
+                if (!f) {
                     std::string shown = it.key().size() > 64 ? it.key().substr(0, 64) + "..." : it.key();
                     return bad(fmt::format("unknown limit '{}'", shown));
                 }
-                uint64_t hi = it.key() == "balloon_step_percent" ? 100 : it.key() == "balloon_floor_mib" ? (1ull << 40) : 86400;
-                auto v = unsigned_field(*it, it.key(), 0, hi);
+                auto v = unsigned_field(*it, it.key(), 0, f->max);
                 if (!v) return bad(v.error());
                 c.limits.emplace_back(it.key(), *v);
             }

@@ -84,8 +84,6 @@ std::expected<Request, ProtocolError> parse_request(std::string_view line);
 
 // The requests we know, in the order the README documents them.
 const std::vector<std::string_view>& request_names();
-// Limit names accepted by `controller` (fields of ControllerLimits).
-const std::vector<std::string_view>& limit_names();
 
 // One line each, without the trailing newline.
 std::string result_line(const nlohmann::json& id, nlohmann::json result);

@@ -105,7 +105,7 @@ std::expected<json, Error> RequestHandler::subscribe(const Request& r, const Pee
 }
 
 std::expected<json, Error> RequestHandler::act(const Request& r, const PeerCred& peer, Action action) {
-    ActionResult res = host_.apply(action, Origin{ActionSource::Admin, who(peer), r.reason});
+    ActionResult res = host_.actuator().apply(action, Origin{ActionSource::Admin, who(peer), r.reason});
     if (res.outcome == Outcome::Refused) return std::unexpected(res.error.value_or(err(ErrorCode::Internal, "refused")));
     json j{{"seq", res.seq}, {"outcome", std::string(to_string(res.outcome))}};
     if (Guest* g = action.guest.empty() ? nullptr : host_.find(action.guest)) j["state"] = std::string(to_string(g->state()));
@@ -131,12 +131,12 @@ std::expected<json, Error> RequestHandler::handle(const Request& r, const PeerCr
                             {"guests", host_.guests().size()},
                             {"control", s ? json(s->path()) : json()},
                             {"metrics", m ? json(fmt::format("http://{}/metrics", m->address())) : json()},
-                            {"controller", std::string(to_string(host_.controller_mode()))},
+                            {"controller", std::string(to_string(host_.actuator().controller_mode()))},
                             {"host_cpus",
                              {{"online", online ? format_cpu_list(*online) : std::string()},
                               {"allowed", format_cpu_list(host_.allowed_cpus())}}},
                             {"events_next_seq", host_.bus().next_seq()},
-                            {"decisions_next_seq", host_.decisions().next_seq()},
+                            {"decisions_next_seq", host_.actuator().decisions().next_seq()},
                             {"requests", json{{"names", request_names()}}}};
             },
             [&](const req::List&) -> std::expected<json, Error> {
@@ -194,17 +194,13 @@ std::expected<json, Error> RequestHandler::handle(const Request& r, const PeerCr
                 if (!g) {
                     if (c.mode) actions.push_back(Action{"", action::ControllerModeSet{*c.mode}});
                     if (!c.limits.empty()) {
-                        ControllerLimits l = host_.controller_limits();
-                        for (const auto& [name, value] : c.limits) {
-                            if (name == "balloon_step_percent") l.balloon_step_percent = unsigned(value);
-                            else if (name == "balloon_interval_s") l.balloon_interval_s = unsigned(value);
-                            else if (name == "balloon_floor_mib") l.balloon_floor_mib = value;
-                            else if (name == "pin_interval_s") l.pin_interval_s = unsigned(value);
-                        }
+                        ControllerLimits l = host_.actuator().controller_limits();
+                        for (const auto& [name, value] : c.limits)
+                            if (const ControllerLimitField* f = find_controller_limit(name)) l.*f->member = value;
                         actions.push_back(Action{"", action::ControllerLimitsSet{l}});
                     }
                 } else if (c.guest_mode || !c.release.empty() || !c.hold.empty()) {
-                    GuestControl gc = g->control;
+                    GuestControl gc = host_.actuator().control(g->name());
                     if (c.guest_mode) gc.mode = *c.guest_mode;
                     for (const auto& lever : c.release) (lever == "pin" ? gc.pin_held : gc.balloon_held) = false;
                     for (const auto& lever : c.hold) (lever == "pin" ? gc.pin_held : gc.balloon_held) = true;
@@ -218,12 +214,12 @@ std::expected<json, Error> RequestHandler::handle(const Request& r, const PeerCr
                     if (!res) return res;
                     applied.push_back((*res)["seq"]);
                 }
-                json j{{"mode", std::string(to_string(host_.controller_mode()))}, {"limits", to_json(host_.controller_limits())}};
+                json j{{"mode", std::string(to_string(host_.actuator().controller_mode()))}, {"limits", to_json(host_.actuator().controller_limits())}};
                 json guests = json::object();
                 for (const auto& guest : host_.guests())
                     if (!g || guest.get() == g) {
-                        json gj = to_json(guest->control);
-                        gj["effective_mode"] = std::string(to_string(guest->control.mode.value_or(host_.controller_mode())));
+                        json gj = to_json(host_.actuator().control(guest->name()));
+                        gj["effective_mode"] = std::string(to_string(host_.actuator().effective_mode(guest->name())));
                         guests[guest->name()] = std::move(gj);
                     }
                 j["guests"] = std::move(guests);
@@ -232,7 +228,7 @@ std::expected<json, Error> RequestHandler::handle(const Request& r, const PeerCr
             },
             [&](const req::Decisions& d) -> std::expected<json, Error> {
                 json a = json::array();
-                const auto& log = host_.decisions();
+                const auto& log = host_.actuator().decisions();
                 for (const ActionRecord* rec : log.recent(log.size())) {
                     if (a.size() >= d.limit) break;
                     if (g && rec->action.guest != g->name()) continue;
@@ -245,7 +241,7 @@ std::expected<json, Error> RequestHandler::handle(const Request& r, const PeerCr
                             {"evicted", log.evicted()}};
             },
             [&](const req::Undo& u) -> std::expected<json, Error> {
-                ActionLog& log = host_.decisions();
+                ActionLog& log = host_.actuator().decisions();
                 const ActionRecord* rec = log.find(u.seq);
                 if (!rec)
                     return std::unexpected(err(ErrorCode::OutOfRange, fmt::format("no decision #{} (kept: #{} to #{})", u.seq,
@@ -263,7 +259,7 @@ std::expected<json, Error> RequestHandler::handle(const Request& r, const PeerCr
                 json applied = json::array();
                 uint64_t last = 0;
                 for (const auto& a : steps) {
-                    ActionResult res = host_.apply(a, Origin{ActionSource::Admin, who(peer),
+                    ActionResult res = host_.actuator().apply(a, Origin{ActionSource::Admin, who(peer),
                                                              fmt::format("undo of #{}{}", u.seq, r.reason.empty() ? "" : ": " + r.reason)});
                     if (ActionRecord* mine = log.find(res.seq)) mine->undoes = u.seq;
                     if (res.outcome == Outcome::Refused)

@@ -1,6 +1,6 @@
 // From a control-socket line to a response: parse_request(), then either a
 // query answered from the host's state or an Action handed to
-// Host::apply() -- the same door the controller and the supervisor use.
+// the actuator's apply() (vmm/actuator/) -- the same door the controller and the supervisor use.
 // Also keeps the `events` subscriptions of connected clients.
 #pragma once
 

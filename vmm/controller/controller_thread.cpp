@@ -6,8 +6,6 @@
 #include <memory>
 
 #include "agent/controller.h"
-#include "vmm/controller/snapshot_builder.h"
-#include "vmm/host.h"
 #include "vmm/log.h"
 #include "vmm/security/seccomp_filters.h"
 
@@ -30,8 +28,8 @@ uint64_t ns_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-ControllerThread::ControllerThread(Host& host, ControllerOptions options)
-    : host_(host), options_(std::move(options)), thread_([this] { run(); }) {}
+ControllerThread::ControllerThread(HostAccess host, ControllerOptions options)
+    : host_(std::move(host)), options_(std::move(options)), thread_([this] { run(); }) {}
 
 ControllerThread::~ControllerThread() { stop(); }
 
@@ -78,9 +76,8 @@ void ControllerThread::loop() {
         // 1. The loop thread copies the host's state.
         auto t0 = std::chrono::steady_clock::now();
         auto box = std::make_shared<Mailbox>();
-        Host* host = &host_;
-        host_.loop().post([box, host] {
-            HostPart part = gather_from_host(*host);
+        host_.post([box, gather = host_.gather] {
+            HostPart part = gather();
             std::lock_guard lock(box->mutex);
             box->part = std::move(part);
             box->cv.notify_one();
@@ -112,7 +109,7 @@ void ControllerThread::loop() {
         for (const agent::Decision& d : decisions) {
             Origin o = d.origin();
             if (!d.inputs.empty()) o.reason += "; inputs: " + d.inputs;
-            results.push_back(host_.submit(d.action, std::move(o)));
+            results.push_back(host_.actuator.submit(d.action, std::move(o)));
         }
         for (auto& f : results)
             while (f.wait_for(kWaitSlice) != std::future_status::ready)

@@ -1,7 +1,7 @@
 // The learned controller's thread in vireo: every tick it
 // gathers a snapshot (agent/snapshot.h), runs agent::Controller::tick, and
-// submits each decision through the host's actuator -- the same door as the
-// control socket, so apply() checks mode, held levers and limits again,
+// submits each decision through the actuator (vireo/actions.h's Actuator)
+// -- the same door as the control socket, so apply() checks mode, held levers and limits again,
 // logs the decision (inputs, prediction and reason in Origin.reason) and
 // publishes it as an `action` event.
 //
@@ -12,7 +12,7 @@
 // (SnapshotBuilder::complete). A TBB concurrent queue would be the obvious
 // handoff; vireo is linked fully static and Debian has no static TBB
 // (agent/tbb_executor.h), and a one-slot handoff per second needs no more.
-// Decisions go back through Host::submit (a posted task per action).
+// Decisions go back through Actuator::submit (a posted task per action).
 //
 // Cheap when off: the posted task only looks at the modes, and a tick with
 // every guest off reads nothing else and runs no model. Stopped (joined)
@@ -22,18 +22,25 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "agent/balloon_policy.h"
 #include "agent/pinning_policy.h"
+#include "vireo/actions.h"
+#include "vmm/controller/snapshot_builder.h"
 
-namespace vireo {
+namespace vireo::controller {
 
-class Host;
-
-namespace controller {
+// How the thread reaches the host: `post` runs a task on the host's loop
+// thread, where `gather` copies the host's state; decisions go to `actuator`.
+struct HostAccess {
+    std::function<void(std::function<void()>)> post;
+    std::function<HostPart()> gather;
+    Actuator& actuator;
+};
 
 struct ControllerOptions {
     std::chrono::milliseconds tick{1000};
@@ -51,7 +58,7 @@ struct TickCost {
 
 class ControllerThread {
 public:
-    ControllerThread(Host& host, ControllerOptions options);
+    ControllerThread(HostAccess host, ControllerOptions options);
     ~ControllerThread();  // stop()
     ControllerThread(const ControllerThread&) = delete;
     ControllerThread& operator=(const ControllerThread&) = delete;
@@ -64,7 +71,7 @@ private:
     void loop();
     bool sleep_for(std::chrono::nanoseconds d);  // false: stopping
 
-    Host& host_;
+    HostAccess host_;
     ControllerOptions options_;
     std::mutex mutex_;
     std::condition_variable cv_;
@@ -73,5 +80,4 @@ private:
     std::thread thread_;
 };
 
-}  // namespace controller
-}  // namespace vireo
+}  // namespace vireo::controller

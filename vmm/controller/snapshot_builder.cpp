@@ -10,7 +10,8 @@
 #include <fmt/format.h>
 
 #include "vmm/devices/virtio/balloon.h"
-#include "vmm/host.h"
+#include "vmm/actuator/guest_actuator.h"
+#include "vmm/guest.h"
 #include "vmm/log.h"
 #include "vmm/wall_time.h"
 
@@ -82,19 +83,20 @@ agent::BalloonStats to_agent_stats(const BalloonStats& s) {
 
 }  // namespace
 
-HostPart gather_from_host(Host& host) {
+HostPart gather_from_host(const GuestActuator& actuator, const std::vector<std::unique_ptr<Guest>>& guests,
+                          const CpuList& allowed) {
     HostPart part;
     agent::Snapshot& s = part.snapshot;
     s.timestamp_ns = monotonic_ns();
-    s.mode = host.controller_mode();
-    s.limits = host.controller_limits();
-    part.allowed_cpus = host.allowed_cpus();
-    for (const auto& gp : host.guests()) {
+    s.mode = actuator.controller_mode();
+    s.limits = actuator.controller_limits();
+    part.allowed_cpus = allowed;
+    for (const auto& gp : guests) {
         Guest& g = *gp;
-        part.any_on |= g.control.mode.value_or(s.mode) != ControllerMode::Off;
+        part.any_on |= actuator.effective_mode(g.name()) != ControllerMode::Off;
     }
     if (!part.any_on) return part;  // nothing to decide: skip the copying
-    for (const auto& gp : host.guests()) {
+    for (const auto& gp : guests) {
         Guest& g = *gp;
         Machine* m = g.machine();
         // Only running guests: a stopped, paused or restarting guest has no
@@ -103,7 +105,7 @@ HostPart gather_from_host(Host& host) {
         agent::GuestSample gs;
         gs.name = g.name();
         gs.ram_bytes = g.config().machine.mem_bytes;
-        gs.control = g.control;
+        gs.control = actuator.control(g.name());
         gs.configured_class = g.config().guest_class;
         if (VirtioBalloon* b = m->balloon()) {
             agent::BalloonSample bs;

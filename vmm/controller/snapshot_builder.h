@@ -28,11 +28,15 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+
 #include "agent/snapshot.h"
+#include "vmm/cpu_list.h"
 
 namespace vireo {
 
-class Host;
+class Guest;
+class GuestActuator;
 
 namespace controller {
 
@@ -47,8 +51,10 @@ struct HostPart {
     std::vector<std::vector<bool>> bpf_runq;
 };
 
-// Loop thread only.
-HostPart gather_from_host(Host& host);
+// Loop thread only: the guests, and the actuator's mode, limits and
+// overrides; `allowed`: the host CPUs this process may use.
+HostPart gather_from_host(const GuestActuator& actuator, const std::vector<std::unique_ptr<Guest>>& guests,
+                          const CpuList& allowed);
 
 // --- parsers (pure) ---------------------------------------------------
 struct SchedStat {

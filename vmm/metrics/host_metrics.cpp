@@ -175,16 +175,16 @@ std::string render_metrics(Host& host) {
 
     for (auto mode : {ControllerMode::Off, ControllerMode::Advise, ControllerMode::Auto})
         x.gauge("vireo_controller_mode", "1 for the process-wide controller mode", {{"mode", std::string(to_string(mode))}},
-                host.controller_mode() == mode ? 1 : 0);
-    for (const auto& [key, n] : host.action_counts()) {
+                host.actuator().controller_mode() == mode ? 1 : 0);
+    for (const auto& [key, n] : host.actuator().action_counts()) {
         const auto& [source, kind, outcome] = key;
         x.counter("vireo_actions_total", "actions through the actuator by source, kind and outcome",
                   {{"source", std::string(to_string(source))}, {"kind", kind}, {"outcome", std::string(to_string(outcome))}},
                   double(n));
     }
-    for (const auto& [limit, n] : host.limit_hits())
+    for (const auto& [limit, n] : host.actuator().limit_hits())
         x.counter("vireo_controller_limit_hits_total", "controller actions refused by a hard limit", {{"limit", limit}}, double(n));
-    x.counter("vireo_decisions_evicted_total", "decision-log records evicted from the ring", {}, double(host.decisions().evicted()));
+    x.counter("vireo_decisions_evicted_total", "decision-log records evicted from the ring", {}, double(host.actuator().decisions().evicted()));
     x.counter("vireo_events_total", "events published on the event bus", {}, double(host.bus().published()));
 
     if (const auto* s = host.control_server()) {
