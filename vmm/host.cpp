@@ -57,6 +57,9 @@ std::string describe(const StopRequest& r) {
     return s;
 }
 
+// The actuator only hands back guests that find() gave it, all of them ours.
+Guest& ours(ActuatedGuest& g) { return static_cast<Guest&>(g); }
+
 }  // namespace
 
 Host::Host(HostConfig config)
@@ -100,11 +103,14 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
     auto loop = EventLoop::create();
     if (!loop) return host_err(loop.error());
     h->loop_ = std::move(*loop);
+    // Other threads (the controller's, through the actuator and directly)
+    // reach the host by posting tasks to its loop.
     EventLoop* lp = h->loop_.get();
+    auto post_to_loop = [lp](std::function<void()> task) { lp->post(std::move(task)); };
     EventBus* bus = &h->bus_;
     h->actuator_ = std::make_unique<GuestActuator>(
         *h,
-        GuestActuator::Hooks{.post = [lp](std::function<void()> task) { lp->post(std::move(task)); },
+        GuestActuator::Hooks{.post = post_to_loop,
                              .decided = [bus](const ActionRecord& rec) { bus->publish("action", rec.action.guest, to_json(rec)); }},
         h->config_.controller_mode, h->config_.controller_limits);
 
@@ -159,7 +165,7 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
     copts.tick = h->config_.controller_tick;
     if (h->config_.controller_balloon_warmup_s) copts.balloon.warmup_s = *h->config_.controller_balloon_warmup_s;
     h->controller_ = std::make_unique<controller::ControllerThread>(
-        controller::HostAccess{.post = [lp](std::function<void()> task) { lp->post(std::move(task)); },
+        controller::HostAccess{.post = post_to_loop,
                                .gather = [self] { return controller::gather_from_host(*self->actuator_, self->guests_, self->allowed_); },
                                .actuator = *h->actuator_},
         std::move(copts));
@@ -378,7 +384,7 @@ int Host::run() {
 }
 
 std::expected<void, Error> Host::shutdown(ActuatedGuest& ag, std::chrono::milliseconds timeout) {
-    Guest& g = static_cast<Guest&>(ag);  // every guest the actuator finds is one of ours
+    Guest& g = ours(ag);
     auto r = g.press_power_button();
     if (!r) return r;
     if (timeout.count() == 0) timeout = g.config().shutdown_timeout;
@@ -394,7 +400,7 @@ std::expected<void, Error> Host::shutdown(ActuatedGuest& ag, std::chrono::millis
 }
 
 std::expected<void, Error> Host::poweroff(ActuatedGuest& ag, const Origin& o) {
-    Guest& g = static_cast<Guest&>(ag);
+    Guest& g = ours(ag);
     if (g.state() == GuestState::Backoff) {  // waiting to restart: stay stopped instead
         cancel_restart(g);
         g.set_state(GuestState::Stopped, fmt::format("restart cancelled by {}", to_string(o.source)));
@@ -407,7 +413,7 @@ std::expected<void, Error> Host::poweroff(ActuatedGuest& ag, const Origin& o) {
 }
 
 std::expected<void, Error> Host::restart(ActuatedGuest& ag, const Origin& o) {
-    Guest& g = static_cast<Guest&>(ag);
+    Guest& g = ours(ag);
     std::string why = fmt::format("restart by {}{}", to_string(o.source), o.reason.empty() ? "" : ": " + o.reason);
     // Anyone but the policy itself restarting a guest (an administrator
     // bringing back a failed one) starts its back-off over.
@@ -424,6 +430,6 @@ std::expected<void, Error> Host::restart(ActuatedGuest& ag, const Origin& o) {
     return r;
 }
 
-void Host::resumed(ActuatedGuest& ag) { static_cast<Guest&>(ag).hang.reset(std::chrono::steady_clock::now()); }
+void Host::resumed(ActuatedGuest& ag) { ours(ag).hang.reset(std::chrono::steady_clock::now()); }
 
 }  // namespace vireo
