@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vireo/strict_keys.h"
+
 namespace vireo::agent {
 
 namespace {
@@ -34,12 +36,7 @@ std::string escape_controls(std::string_view text) {
 }
 
 std::expected<void, Err> only_keys(const json& obj, std::span<const std::string_view> keys) {
-    for (auto it = obj.begin(); it != obj.end(); ++it)
-        if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) {
-            std::string known;
-            for (auto k : keys) known += (known.empty() ? "" : ", ") + std::string(k);
-            return std::unexpected("unknown key " + in_quotes(it.key()) + " (known: " + known + ")");
-        }
+    if (auto e = first_unknown_key(obj, keys)) return std::unexpected(*e);
     return {};
 }
 std::expected<void, Err> only_keys(const json& obj, std::initializer_list<std::string_view> keys) {
@@ -168,11 +165,7 @@ std::expected<BalloonSample, Err> parse_balloon(const json& j, uint64_t ram) {
     TRY(stats, object_field(j, "stats"));
     for (auto it = (*stats)->begin(); it != (*stats)->end(); ++it) {
         auto* slot = stat_slot(b.stats, it.key());
-        if (!slot) {
-            std::string known;
-            for (auto k : kStatNames) known += (known.empty() ? "" : ", ") + std::string(k);
-            return std::unexpected("stats: unknown key " + in_quotes(it.key()) + " (known: " + known + ")");
-        }
+        if (!slot) return std::unexpected("stats: " + unknown_key_message(it.key(), kStatNames));
         TRY(v, get_uint(**stats, it.key()));
         *slot = *v;
     }

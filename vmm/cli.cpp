@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "vireo/version.h"
 
@@ -32,9 +33,27 @@ std::expected<uint64_t, std::string> parse_size(const std::string& text) {
     return value << shift;
 }
 
+namespace {
+
+// The shared parser names the config file's keys ('cpus'); here they are
+// flags (--cpus). Disk and balloon errors already name their flag.
+std::string as_flag_error(const std::string& e) {
+    static constexpr std::pair<std::string_view, std::string_view> keys[] = {
+        {"'cpus'", "--cpus"},       {"'mem'", "--mem"},         {"'console'", "--console"}, {"'cmdline'", "--cmdline"},
+        {"'probes'", "--probes"},   {"'kernel'", "--kernel"},   {"'initrd'", "--initrd"},   {"'disks': ", ""},
+        {"'balloon': ", ""}};
+    for (auto [key, flag] : keys)
+        if (e.starts_with(key)) return std::string(flag) + e.substr(key.size());
+    return e;
+}
+
+}  // namespace
+
 std::expected<CliResult, std::string> parse_command_line(int argc, const char* const* argv) {
     CliResult result;
-    MachineConfig& c = result.config;
+    // What the flags set directly; the rest goes through the shared guest
+    // settings parser below.
+    MachineConfig c;
     CLI::App app{"vireo: a lightweight KVM virtual machine monitor", "vireo"};
     app.set_version_flag("--version", std::string("vireo ") + VIREO_VERSION);
     app.require_subcommand(1);
@@ -122,43 +141,32 @@ std::expected<CliResult, std::string> parse_command_line(int argc, const char* c
         return result;
     }
 
-    c.unpack_kernel = !no_unpack;
-    for (const auto& spec : disk_specs) {
-        auto disk = parse_disk_spec(spec);
-        if (!disk) return std::unexpected(disk.error());
-        c.disks.push_back(std::move(*disk));
-    }
-    if (balloon_opt->count()) {
-        auto b = parse_balloon_spec(balloon_spec);
-        if (!b) return std::unexpected(b.error());
-        c.balloon = std::move(*b);
-    }
+    // The guest settings the flags give, as the config file would spell
+    // them: one parser, one set of rules and bounds for both.
+    nlohmann::json settings = {{"kernel", c.kernel},      {"cmdline", c.cmdline}, {"cpus", c.cpus},
+                               {"mem", mem_text},         {"console", c.console}, {"hugepages", c.hugepages},
+                               {"stats", c.stats},        {"unpack_kernel", !no_unpack},
+                               {"probes", probes_text},   {"disks", disk_specs}};
+    if (!c.initrd.empty()) settings["initrd"] = c.initrd;
+    if (balloon_opt->count()) settings["balloon"] = balloon_spec;
+    if (auto r = check_guest_name(c.name); !r) return std::unexpected("--name: " + r.error());
+    auto guest = parse_guest_settings(settings);
+    if (!guest) return std::unexpected(as_flag_error(guest.error()));
+    result.guest = std::move(*guest);
+    MachineConfig& m = result.guest.machine;
+    m.name = c.name;
+    m.virtio_cmdline = c.virtio_cmdline;
     auto restart = parse_restart_spec(restart_spec);
     if (!restart) return std::unexpected(restart.error());
-    result.restart = *restart;
+    result.guest.restart = *restart;
     auto hang = parse_hang_spec(hang_spec);
     if (!hang) return std::unexpected(hang.error());
-    result.hang = *hang;
+    result.guest.hang = *hang;
     if (watchdog_opt->count()) {
         auto w = parse_watchdog_spec(watchdog_spec);
         if (!w) return std::unexpected(w.error());
-        c.watchdog = *w;
+        m.watchdog = *w;
     }
-    auto probes = parse_probe_mode(probes_text);
-    if (!probes) return std::unexpected(fmt::format("--probes: '{}' is not on, off or auto", probes_text));
-    c.probes = *probes;
-    auto mem = parse_size(mem_text);
-    if (!mem) return std::unexpected("--mem: " + mem.error());
-    c.mem_bytes = *mem;
-    if (c.mem_bytes < (16ull << 20))
-        return std::unexpected(fmt::format("--mem: {} is too small (vireo needs at least 16M)", mem_text));
-    if (c.mem_bytes % 4096 != 0) return std::unexpected(fmt::format("--mem: {} is not a whole number of 4 KiB pages", mem_text));
-    if (c.cpus == 0) return std::unexpected(std::string("--cpus: must be at least 1"));
-    if (c.cpus > 255) return std::unexpected(fmt::format("--cpus: {} is more than the 255 an x86 xAPIC machine can address", c.cpus));
-    if (c.name.empty() || c.name.size() > 64 ||
-        c.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != std::string::npos)
-        return std::unexpected(fmt::format("--name: '{}' must be 1-64 letters, digits, '-', '_' or '.'", c.name));
-    if (c.cmdline.size() >= 65535) return std::unexpected(std::string("--cmdline: longer than 64 KiB"));
     return result;
 }
 

@@ -1,4 +1,5 @@
-// `vireo` command line: parsed into a MachineConfig, or one error line.
+// `vireo` command line: parsed into a GuestConfig (through the same guest
+// settings parser as the host config file), or one error line.
 #pragma once
 
 #include <cstdint>
@@ -17,12 +18,10 @@ namespace vireo {
 std::expected<uint64_t, std::string> parse_size(const std::string& text);
 
 struct CliResult {
-    // Run: one guest from `config`. Host: guests from the file `host_config`.
+    // Run: one guest from `guest`. Host: guests from the file `host_config`.
     enum class Action { Run, Host, Exit } action = Action::Run;
     int exit_status = 0;  // for Exit (help/version: 0)
-    MachineConfig config;
-    RestartPolicy restart;  // --restart (run)
-    HangSettings hang;      // --hang (run)
+    GuestConfig guest;
     std::string host_config;     // vireo host --config FILE
     std::string control;         // --control PATH|none (empty: the default path)
     std::string metrics_listen;  // --metrics-listen ADDR:PORT (empty: off)

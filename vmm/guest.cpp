@@ -5,32 +5,18 @@
 
 #include <fmt/format.h>
 
-#include "vmm/devices/virtio/balloon.h"
+#include "vmm/devices/ib700_watchdog.h"
+#include "vmm/devices/virtio/balloon/balloon.h"
 #include "vmm/log.h"
 
 namespace vireo {
-
-std::string_view to_string(GuestState s) {
-    switch (s) {
-        case GuestState::Starting: return "starting";
-        case GuestState::Running: return "running";
-        case GuestState::Paused: return "paused";
-        case GuestState::Stopping: return "stopping";
-        case GuestState::Stopped: return "stopped";
-        case GuestState::Backoff: return "backoff";
-        case GuestState::Failed: return "failed";
-    }
-    return "?";
-}
 
 namespace {
 Error err(ErrorCode code, std::string message) { return {code, std::move(message)}; }
 }  // namespace
 
 Guest::Guest(GuestConfig config, CpuList allowed, StateListener listener)
-    : backoff(config.restart),
-      hang(config.hang),
-      config_(std::move(config)),
+    : config_(std::move(config)),
       allowed_(std::move(allowed)),
       listener_(std::move(listener)) {
     pins_.resize(config_.machine.cpus);
@@ -66,9 +52,6 @@ void Guest::start() {
     machine_->start();
     ++starts_;
     started_at_ = std::chrono::steady_clock::now();
-    backoff.on_start(started_at_);
-    hang.reset(started_at_);
-    restart_due.reset();
     final_telemetry_.reset();
     apply_pins();
     if (balloon_target_ && machine_->balloon())
@@ -95,6 +78,17 @@ void Guest::apply_pins() {
         if (auto r = set_thread_affinity(runners[i]->tid(), *pins_[i]); !r)
             log_warn("guest {}: vCPU {}: {}", name(), i, r.error());
     }
+}
+
+bool Guest::stop_requested() const { return machine_ && machine_->stop().stop_requested(); }
+
+void Guest::request_stop(StopRequest request) {
+    if (machine_) machine_->stop().request_stop(std::move(request));
+}
+
+std::optional<std::string> Guest::watchdog_expired(uint64_t now_ns) const {
+    const Ib700Watchdog* w = machine_ ? machine_->watchdog() : nullptr;
+    return w ? w->expired(now_ns) : std::nullopt;
 }
 
 int Guest::stop_fd() const { return machine_ ? machine_->stop().eventfd() : -1; }
@@ -219,11 +213,6 @@ std::expected<void, Error> Guest::set_balloon_target(uint64_t bytes) {
             return std::unexpected(err(ErrorCode::OutOfRange, r.error()));
     balloon_target_ = bytes;
     return {};
-}
-
-void Guest::record_restart(RestartRecord r) {
-    restart_history.push_back(std::move(r));
-    while (restart_history.size() > kRestartHistory) restart_history.pop_front();
 }
 
 std::optional<std::chrono::nanoseconds> Guest::restart_latency() const {

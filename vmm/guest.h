@@ -5,26 +5,17 @@
 //
 // Control thread only. Each lever validates everything first and changes
 // nothing on error (the Error says what and why); the actuator wraps
-// them with the decision log and events (vmm/actuator/).
-//
-// States:
-//   starting -> running <-> paused
-//   running/paused -> stopping (power button pressed) -> stopped
-//   any live state -> stopped (guest powered off, faulted, or poweroff)
-//   stopped -> starting (restart)
-//   stopped -> backoff (the restart policy waits) -> starting
-//   stopped -> failed (too many failures; only an administrator's restart
-//   leaves it)
+// them with the decision log and events (vmm/actuator/). The supervisor
+// (vmm/supervisor/) watches it through its SupervisedGuest interface and
+// moves it through the states of vmm/guest_state.h.
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <expected>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,24 +26,13 @@
 #include "vmm/actuator/actuated_guest.h"
 #include "vmm/cpu_list.h"
 #include "vmm/guest_config.h"
+#include "vmm/guest_state.h"
 #include "vmm/machine.h"
-#include "vmm/supervisor/hang_detector.h"
-#include "vmm/supervisor/restart_backoff.h"
+#include "vmm/supervisor/supervisor.h"
 
 namespace vireo {
 
-enum class GuestState { Starting, Running, Paused, Stopping, Stopped, Backoff, Failed };
-std::string_view to_string(GuestState state);
-
-// One restart, for `status` and the metrics.
-struct RestartRecord {
-    int64_t time_ns = 0;  // CLOCK_REALTIME of the restart (or of the decision, for a failed one)
-    std::string reason;   // the stop that caused it: "panic: pvpanic: guest panicked"
-    int64_t delay_ms = 0;  // the back-off it waited
-    std::string source;   // supervisor | admin | controller
-};
-
-class Guest final : public ActuatedGuest {
+class Guest final : public ActuatedGuest, public SupervisedGuest {
 public:
     // (guest, from, to, why): every state change, for the host's events.
     using StateListener = std::function<void(Guest&, GuestState, GuestState, const std::string&)>;
@@ -66,7 +46,7 @@ public:
     const std::string& name() const override { return config_.machine.name; }
     uint64_t ram_bytes() const override { return config_.machine.mem_bytes; }
     const GuestConfig& config() const { return config_; }
-    GuestState state() const { return state_; }
+    GuestState state() const override { return state_; }
     bool live() const { return machine_ != nullptr; }  // threads may run (starting..stopping)
     Machine* machine() { return machine_.get(); }
     const Machine* machine() const { return machine_.get(); }
@@ -105,32 +85,29 @@ public:
     uint64_t balloon_target() const override { return balloon_target_; }
     bool has_balloon() const { return config_.machine.balloon.has_value(); }
 
-    // The restart supervisor's state (vmm/supervisor/): the policy with its
-    // back-off, the hang detector, when the pending restart fires.
-    RestartBackoff backoff;
-    HangDetector hang;
-    std::optional<std::chrono::steady_clock::time_point> restart_due;
-    std::chrono::milliseconds scheduled_delay{0};  // the back-off the pending restart waited
-    std::deque<RestartRecord> restart_history;  // the last kRestartHistory
-    static constexpr size_t kRestartHistory = 32;
-    std::map<std::string, uint64_t> restarts_by_reason;  // StopReason name -> count
-    void record_restart(RestartRecord r);
     // A restart is starting because of a stop requested at `detected_at`:
     // restart_latency() then measures to the new machine's first instruction.
-    void set_restart_detected_at(std::chrono::steady_clock::time_point detected_at) { restart_detected_at_ = detected_at; }
+    void set_restart_detected_at(std::chrono::steady_clock::time_point detected_at) override { restart_detected_at_ = detected_at; }
     // From the fault's detection to the first KVM_RUN of the restarted
     // guest; nullopt before the first restart (or while it is starting).
-    std::optional<std::chrono::nanoseconds> restart_latency() const;
+    std::optional<std::chrono::nanoseconds> restart_latency() const override;
 
     // Lifetime figures.
-    uint64_t starts() const { return starts_; }
+    uint64_t starts() const override { return starts_; }
     uint64_t restarts() const { return starts_ ? starts_ - 1 : 0; }
     std::chrono::steady_clock::time_point started_at() const { return started_at_; }
-    const std::optional<StopRequest>& last_stop() const { return last_stop_; }
+    const std::optional<StopRequest>& last_stop() const override { return last_stop_; }
     // The last telemetry snapshot of a machine that has stopped (counters
     // keep their final values until the next start).
     const std::optional<Telemetry>& final_telemetry() const { return final_telemetry_; }
-    void set_state(GuestState to, const std::string& why);
+    void set_state(GuestState to, const std::string& why) override;
+
+    // SupervisedGuest: what the supervisor watches while the guest runs.
+    bool stop_requested() const override;
+    void request_stop(StopRequest request) override;
+    bool can_detect_hangs() const override { return machine_ && machine_->can_detect_hangs(); }
+    HealthSample health() const override { return machine_ ? machine_->health() : HealthSample{}; }
+    std::optional<std::string> watchdog_expired(uint64_t now_ns) const override;
 
 private:
     std::expected<void, Error> check_vcpu(unsigned vcpu) const;

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "vireo/strict_keys.h"
 #include "vmm/cli.h"
 #include "vmm/devices/virtio/virtio_config.h"
 
@@ -24,16 +25,8 @@ using json = nlohmann::json;
 // "guest 'web': 'cpus': ..." becomes "FILE: guest 'web': 'cpus': ...".
 using Err = std::string;
 
-std::string known_list(std::span<const std::string_view> keys) {
-    std::string s;
-    for (auto k : keys) s += (s.empty() ? "" : ", ") + std::string(k);
-    return s;
-}
-
 std::expected<void, Err> only_keys(const json& obj, std::span<const std::string_view> keys) {
-    for (auto it = obj.begin(); it != obj.end(); ++it)
-        if (std::find(keys.begin(), keys.end(), it.key()) == keys.end())
-            return std::unexpected(fmt::format("unknown key '{}' (known: {})", it.key(), known_list(keys)));
+    if (auto e = first_unknown_key(obj, keys)) return std::unexpected(*e);
     return {};
 }
 std::expected<void, Err> only_keys(const json& obj, std::initializer_list<std::string_view> keys) {
@@ -404,6 +397,8 @@ std::expected<void, Err> parse_controller(const json& v, HostConfig& hc) {
 
 }  // namespace
 
+std::expected<GuestConfig, std::string> parse_guest_settings(const json& settings) { return parse_guest(settings); }
+
 std::expected<RestartPolicy, std::string> parse_restart_spec(std::string_view spec) {
     auto j = spec_to_json(spec, "--restart", "policy");
     if (!j) return std::unexpected(j.error());
@@ -429,10 +424,6 @@ std::expected<WatchdogConfig, std::string> parse_watchdog_spec(std::string_view 
     auto w = parse_watchdog(*j);
     if (!w) return std::unexpected("--watchdog: " + w.error());
     return **w;
-}
-
-std::string_view to_string(RestartMode mode) {
-    return mode == RestartMode::Never ? "never" : mode == RestartMode::OnFailure ? "on-failure" : "always";
 }
 
 std::expected<void, std::string> check_guest_name(std::string_view name) {

@@ -22,34 +22,20 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "agent/snapshot.h"
 #include "vireo/actions.h"
 #include "vmm/cpu_list.h"
 #include "vmm/machine_config.h"
 #include "vmm/supervisor/hang_detector.h"
+#include "vmm/supervisor/restart_backoff.h"
 
 namespace vireo {
 
-enum class RestartMode { Never, OnFailure, Always };
-std::string_view to_string(RestartMode mode);
-
-// Kubernetes CrashLoopBackOff-like: first restart immediately, then
-// `backoff_initial` doubling up to `backoff_max`, the delay reset after
-// `reset_after` of healthy running; `max_failures` failures within
-// `failure_window` and the guest is `failed` until an administrator
-// restarts it. Applied by vmm/supervisor/restart_backoff.h.
-struct RestartPolicy {
-    RestartMode mode = RestartMode::Never;
-    std::chrono::milliseconds backoff_initial{10000};
-    std::chrono::milliseconds backoff_max{300000};
-    std::chrono::milliseconds reset_after{600000};
-    unsigned max_failures = 5;
-    std::chrono::milliseconds failure_window{600000};
-};
-
 struct GuestConfig {
     MachineConfig machine;
-    RestartPolicy restart;
+    RestartPolicy restart;  // vmm/supervisor/restart_backoff.h
     HangSettings hang;  // hang detection (vmm/supervisor/hang_detector.h)
     std::map<unsigned, CpuList> pinning;  // vCPU -> host CPUs, applied whenever the guest starts
     std::chrono::milliseconds shutdown_timeout{30000};  // `shutdown` falls back to poweroff after it
@@ -79,6 +65,12 @@ struct HostConfig {
 // Checks a guest name: 1-64 of [A-Za-z0-9._-]; thread names, socket file
 // names and metric labels all use it.
 std::expected<void, std::string> check_guest_name(std::string_view name);
+
+// One guest's settings: a JSON object like an entry of the config file's
+// "guests" array ("name" is the caller's to check and set). The command
+// line builds the same object from its flags, so both meet one set of
+// rules and bounds. Errors name the key: "'cpus' must be between 1 and 255, not 0".
+std::expected<GuestConfig, std::string> parse_guest_settings(const nlohmann::json& settings);
 
 // `origin` names the text in errors (the file's path). Errors are one line:
 // "FILE: guest 'web': 'cpus': must be between 1 and 255, not 0".

@@ -15,7 +15,6 @@
 #include "vmm/control/socket_path.h"
 #include "vmm/controller/controller_thread.h"
 #include "vmm/controller/snapshot_builder.h"
-#include "vmm/devices/ib700_watchdog.h"
 #include "vmm/log.h"
 #include "vmm/metrics/host_metrics.h"
 #include "vmm/metrics/metrics_listener.h"
@@ -27,35 +26,6 @@ namespace vireo {
 namespace {
 
 Error err(ErrorCode code, std::string message) { return {code, std::move(message)}; }
-
-// How a stop counts for the restart policy.
-StopKind stop_kind(const StopRequest& r) {
-    switch (r.reason) {
-        case StopReason::Operator: return StopKind::Operator;
-        case StopReason::PowerOff: return StopKind::Clean;
-        case StopReason::Reset: return StopKind::Reboot;
-        case StopReason::TestExit: return r.code == 0 ? StopKind::Clean : StopKind::Failure;
-        case StopReason::Panic:
-        case StopReason::TripleFault:
-        case StopReason::KvmError:
-        case StopReason::Hang:
-        case StopReason::Watchdog:
-        case StopReason::HostError: return StopKind::Failure;
-    }
-    return StopKind::Failure;
-}
-
-bool is_fault(StopReason r) {
-    return r == StopReason::Panic || r == StopReason::TripleFault || r == StopReason::KvmError || r == StopReason::HostError ||
-           r == StopReason::Hang || r == StopReason::Watchdog;
-}
-
-std::string describe(const StopRequest& r) {
-    std::string s(to_string(r.reason));
-    if (r.reason == StopReason::TestExit) s += fmt::format(" {}", r.code);
-    if (!r.detail.empty()) s += ": " + r.detail;
-    return s;
-}
 
 // The actuator only hands back guests that find() gave it, all of them ours.
 Guest& ours(ActuatedGuest& g) { return static_cast<Guest&>(g); }
@@ -113,6 +83,16 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
         GuestActuator::Hooks{.post = post_to_loop,
                              .decided = [bus](const ActionRecord& rec) { bus->publish("action", rec.action.guest, to_json(rec)); }},
         h->config_.controller_mode, h->config_.controller_limits);
+    Host* self = h.get();
+    h->supervisor_ = std::make_unique<Supervisor>(
+        h->bus_, Supervisor::Hooks{.now = [] { return std::chrono::steady_clock::now(); },
+                                   .realtime_ns = realtime_ns,
+                                   .after = [lp](std::chrono::milliseconds d, std::function<void()> fn) { return lp->after(d, std::move(fn)); },
+                                   .cancel = [lp](EventLoop::TimerId id) { lp->cancel(id); },
+                                   .restart = [self](SupervisedGuest& g, const std::string& cause) {
+                                       self->actuator_->apply(Action{g.name(), action::Restart{}},
+                                                              Origin{ActionSource::Supervisor, "restart-policy", cause});
+                                   }});
 
     auto allowed = thread_affinity(0);
     if (!allowed) return host_err(allowed.error());
@@ -137,7 +117,6 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
 
     if (auto r = h->open_endpoints(); !r) return std::unexpected(r.error());
 
-    Host* self = h.get();
     for (const auto& gc : h->config_.guests)
         if (gc.controller_mode) h->actuator_->set_initial_control(gc.name(), GuestControl{.mode = gc.controller_mode});
     for (const auto& gc : h->config_.guests)
@@ -145,6 +124,7 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
                                                                              const std::string& why) {
             self->on_state_change(g, from, to, why);
         }));
+    for (auto& g : h->guests_) h->supervisor_->add(*g, g->config().restart, g->config().hang);
     // Every guest is built before any starts: a bad kernel or disk of the
     // last guest leaves the first one unstarted too, and the error is the
     // only line printed (the others' start-up lines are held back).
@@ -159,7 +139,7 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
     // seccomp filter, which every guest thread started below inherits.
     if (auto r = security::lock_down(); !r) return host_err(r.error());
     for (auto& g : h->guests_) h->start_guest(*g);
-    h->loop_->after(kHealthInterval, [self] { self->health_tick(); });
+    h->supervisor_->start_health_checks();
     // Always there (the mode can change over the socket); idle while every guest is off.
     controller::ControllerOptions copts;
     copts.tick = h->config_.controller_tick;
@@ -223,10 +203,7 @@ void Host::on_state_change(Guest& g, GuestState from, GuestState to, const std::
 
 void Host::start_guest(Guest& g) {
     g.start();
-    // Once per guest: a KVM without binary stats cannot tell a halted vCPU
-    // from a spinning one, so hang detection would only cry wolf.
-    if (g.config().hang.enabled && g.starts() == 1 && g.machine() && !g.machine()->can_detect_hangs())
-        log_warn("guest {}: hang detection off: this KVM has no binary stats (halt_wakeup, blocking)", g.name());
+    supervisor_->started(g);
     Guest* gp = &g;
     if (auto r = loop_->add(g.stop_fd(), EPOLLIN, [this, gp](uint32_t) { on_guest_stopped(*gp); }); !r) {
         log_error("guest {}: {}; powering it off", g.name(), r.error());
@@ -239,7 +216,7 @@ void Host::on_guest_stopped(Guest& g) { stop_guest(g, std::nullopt); }
 void Host::stop_guest(Guest& g, const std::optional<std::string>& poweroff_why, bool restarting) {
     if (!g.live()) return;
     loop_->remove(g.stop_fd());  // before the machine (and its eventfd) goes
-    report_restart_latency(g);    // a guest may stop before the health tick saw it run
+    supervisor_->report_restart_latency(g);  // a guest may stop before the health check saw it run
     if (auto t = shutdown_timers_.find(&g); t != shutdown_timers_.end()) {
         loop_->cancel(t->second);
         shutdown_timers_.erase(t);
@@ -252,114 +229,12 @@ void Host::stop_guest(Guest& g, const std::optional<std::string>& poweroff_why, 
     if (is_fault(req.reason))
         bus_.publish("fault", g.name(), {{"kind", std::string(to_string(req.reason))}, {"evidence", req.detail}});
     if (restarting) return;
-    if (!exiting_) supervise(g, req);
+    if (!exiting_) supervisor_->stopped(g, req);
     // `vireo run`: done once no guest runs or waits to be restarted.
     if (config_.exit_when_all_stopped && std::none_of(guests_.begin(), guests_.end(), [](const auto& x) {
             return x->live() || x->state() == GuestState::Backoff;
         }))
         loop_->stop();
-}
-
-void Host::supervise(Guest& g, const StopRequest& req) {
-    auto now = std::chrono::steady_clock::now();
-    StopKind kind = stop_kind(req);
-    RestartDecision d = g.backoff.on_stop(kind, now);
-    std::string cause = describe(req);
-    const RestartPolicy& policy = g.config().restart;
-    switch (d.kind) {
-        case RestartDecision::Kind::Stay:
-            if (policy.mode != RestartMode::Never && kind != StopKind::Operator)
-                log_info("guest {}: not restarted: {}", g.name(), d.why);
-            return;
-        case RestartDecision::Kind::Fail: {
-            unsigned failures = g.backoff.failures_in_window(now);
-            log_warn("guest {}: failed: {}; it stays stopped until an administrator restarts it", g.name(), d.why);
-            g.set_state(GuestState::Failed, d.why);
-            bus_.publish("failed", g.name(),
-                         {{"failures", failures},
-                          {"window_s", policy.failure_window.count() / 1000.0},
-                          {"max_failures", policy.max_failures},
-                          {"last", cause}});
-            return;
-        }
-        case RestartDecision::Kind::Restart: break;
-    }
-    bus_.publish("restart-scheduled", g.name(),
-                 {{"reason", std::string(to_string(req.reason))},
-                  {"evidence", cause},
-                  {"delay_ms", d.delay.count()},
-                  {"attempt", g.backoff.consecutive_restarts()},
-                  {"failures_in_window", g.backoff.failures_in_window(now)}});
-    Guest* gp = &g;
-    auto restart = [this, gp, cause, delay = d.delay](std::chrono::steady_clock::time_point detected_at) {
-        gp->set_restart_detected_at(detected_at);
-        gp->scheduled_delay = delay;
-        actuator_->apply(Action{gp->name(), action::Restart{}}, Origin{ActionSource::Supervisor, "restart-policy", cause});
-    };
-    if (d.delay.count() == 0) {
-        restart(req.at != std::chrono::steady_clock::time_point{} ? req.at : now);
-        return;
-    }
-    log_info("guest {}: {}; restarting in {:.1f} s", g.name(), cause, d.delay.count() / 1000.0);
-    g.set_state(GuestState::Backoff, d.why);
-    g.restart_due = now + d.delay;
-    restart_timers_[&g] = loop_->after(d.delay, [this, gp, restart] {
-        restart_timers_.erase(gp);
-        // The back-off is the policy's; the latency measured is vireo's own.
-        restart(std::chrono::steady_clock::now());
-    });
-}
-
-void Host::report_restart_latency(Guest& g) {
-    if (g.restarts() <= reported_restarts_[&g]) return;
-    if (auto latency = g.restart_latency()) {
-        reported_restarts_[&g] = g.restarts();
-        log_info("guest {}: restart {} took {:.1f} ms from the fault's detection to its first instruction", g.name(),
-                 g.restarts(), double(latency->count()) / 1e6);
-    }
-}
-
-void Host::cancel_restart(Guest& g) {
-    if (auto t = restart_timers_.find(&g); t != restart_timers_.end()) {
-        loop_->cancel(t->second);
-        restart_timers_.erase(t);
-    }
-    g.restart_due.reset();
-}
-
-void Host::health_tick() {
-    auto now = std::chrono::steady_clock::now();
-    uint64_t now_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
-    for (auto& g : guests_) {
-        Machine* m = g->machine();
-        if (!m || g->state() != GuestState::Running || m->stop().stop_requested()) continue;
-        report_restart_latency(*g);
-        if (const Ib700Watchdog* w = m->watchdog())
-            if (auto evidence = w->expired(now_ns)) {
-                m->stop().request_stop({StopReason::Watchdog, 0, *evidence});
-                continue;
-            }
-        if (g->config().hang.enabled && m->can_detect_hangs())
-            if (auto evidence = g->hang.sample(now, m->health())) m->stop().request_stop({StopReason::Hang, 0, *evidence});
-    }
-    loop_->after(kHealthInterval, [this] { health_tick(); });
-}
-
-std::expected<void, Error> Host::restart_guest(Guest& g, const std::string& why) {
-    cancel_restart(g);
-    if (g.live()) {
-        stop_guest(g, why, /*restarting=*/true);
-        g.set_restart_detected_at(std::chrono::steady_clock::now());
-    }
-    if (auto r = g.build(); !r) {
-        g.set_state(GuestState::Stopped, "restart failed: " + r.error().message);
-        bus_.publish("restart", g.name(), {{"ok", false}, {"error", r.error().message}, {"why", why}});
-        return std::unexpected(err(r.error().bad_input ? ErrorCode::Conflict : ErrorCode::Internal,
-                                   fmt::format("guest {} could not be started again: {}", g.name(), r.error().message)));
-    }
-    start_guest(g);
-    bus_.publish("restart", g.name(), {{"ok", true}, {"restarts", g.restarts()}, {"why", why}});
-    return {};
 }
 
 void Host::on_signal() {
@@ -402,7 +277,7 @@ std::expected<void, Error> Host::shutdown(ActuatedGuest& ag, std::chrono::millis
 std::expected<void, Error> Host::poweroff(ActuatedGuest& ag, const Origin& o) {
     Guest& g = ours(ag);
     if (g.state() == GuestState::Backoff) {  // waiting to restart: stay stopped instead
-        cancel_restart(g);
+        supervisor_->cancel_restart(g);
         g.set_state(GuestState::Stopped, fmt::format("restart cancelled by {}", to_string(o.source)));
         return {};
     }
@@ -414,22 +289,23 @@ std::expected<void, Error> Host::poweroff(ActuatedGuest& ag, const Origin& o) {
 
 std::expected<void, Error> Host::restart(ActuatedGuest& ag, const Origin& o) {
     Guest& g = ours(ag);
-    std::string why = fmt::format("restart by {}{}", to_string(o.source), o.reason.empty() ? "" : ": " + o.reason);
-    // Anyone but the policy itself restarting a guest (an administrator
-    // bringing back a failed one) starts its back-off over.
-    if (o.source != ActionSource::Supervisor) g.backoff.reset();
-    std::string cause = o.source == ActionSource::Supervisor && g.last_stop() ? std::string(to_string(g.last_stop()->reason))
-                                                                              : std::string(to_string(o.source));
-    auto delay = std::exchange(g.scheduled_delay, std::chrono::milliseconds(0));
-    if (o.source != ActionSource::Supervisor) g.set_restart_detected_at(std::chrono::steady_clock::now());
-    auto r = restart_guest(g, why);
-    if (r) {
-        g.record_restart({realtime_ns(), o.reason.empty() ? why : o.reason, delay.count(), std::string(to_string(o.source))});
-        ++g.restarts_by_reason[cause];
-    }
-    return r;
+    return supervisor_->restart(g, o, [&](const std::string& why) -> std::expected<void, Error> {
+        if (g.live()) {
+            stop_guest(g, why, /*restarting=*/true);
+            g.set_restart_detected_at(std::chrono::steady_clock::now());
+        }
+        if (auto r = g.build(); !r) {
+            g.set_state(GuestState::Stopped, "restart failed: " + r.error().message);
+            bus_.publish("restart", g.name(), {{"ok", false}, {"error", r.error().message}, {"why", why}});
+            return std::unexpected(err(r.error().bad_input ? ErrorCode::Conflict : ErrorCode::Internal,
+                                       fmt::format("guest {} could not be started again: {}", g.name(), r.error().message)));
+        }
+        start_guest(g);
+        bus_.publish("restart", g.name(), {{"ok", true}, {"restarts", g.restarts()}, {"why", why}});
+        return {};
+    });
 }
 
-void Host::resumed(ActuatedGuest& ag) { ours(ag).hang.reset(std::chrono::steady_clock::now()); }
+void Host::resumed(ActuatedGuest& ag) { supervisor_->resumed(ours(ag)); }
 
 }  // namespace vireo

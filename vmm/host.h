@@ -1,6 +1,7 @@
 // The vireo process: guests by name, the control thread's event loop (the
 // main thread), the control socket, the metrics listener, the event bus,
-// the decision log -- and apply(), the actuator every change goes through.
+// and the wiring between the guests, the actuator every change goes
+// through (vmm/actuator/) and the restart supervisor (vmm/supervisor/).
 //
 // `vireo run` is a host of one guest that exits when the guest stops, with
 // the guest's exit status; `vireo host --config FILE` runs several and keeps
@@ -34,6 +35,7 @@
 #include "vmm/guest.h"
 #include "vmm/guest_config.h"
 #include "vmm/machine.h"
+#include "vmm/supervisor/supervisor.h"
 
 namespace vireo {
 
@@ -61,6 +63,8 @@ public:
     // except its submit().
     GuestActuator& actuator() { return *actuator_; }
     const GuestActuator& actuator() const { return *actuator_; }
+    // The restart supervisor's state of each guest (back-off, hang, history).
+    const Supervisor& supervisor() const { return *supervisor_; }
 
     // GuestRegistry: what the actuator asks of the guests' owner.
     Guest* find(std::string_view name) override;
@@ -87,20 +91,9 @@ private:
     void start_guest(Guest& g);
     // Takes a live guest down (poweroff if `why`, else it already stopped)
     // and reports it; then what follows a stop (run-mode exit, the
-    // restart policy).
+    // supervisor).
     void stop_guest(Guest& g, const std::optional<std::string>& poweroff_why, bool restarting = false);
-    std::expected<void, Error> restart_guest(Guest& g, const std::string& why);
     void on_guest_stopped(Guest& g);
-    // The restart supervisor: after `g` stopped with `req`, stay stopped,
-    // restart now, restart after a back-off (state backoff), or give up
-    // (state failed) -- by the guest's restart policy.
-    void supervise(Guest& g, const StopRequest& req);
-    void cancel_restart(Guest& g);
-    // Logs how long the guest's last restart took, once it is known.
-    void report_restart_latency(Guest& g);
-    // Every kHealthInterval: hang detection and watchdog expiry of every
-    // running guest.
-    void health_tick();
     void on_signal();
     void on_state_change(Guest& g, GuestState from, GuestState to, const std::string& why);
 
@@ -110,10 +103,8 @@ private:
     std::vector<std::unique_ptr<Guest>> guests_;
     EventBus bus_;
     std::unique_ptr<GuestActuator> actuator_;
+    std::unique_ptr<Supervisor> supervisor_;
     std::map<const Guest*, EventLoop::TimerId> shutdown_timers_;
-    std::map<const Guest*, EventLoop::TimerId> restart_timers_;
-    std::map<const Guest*, uint64_t> reported_restarts_;  // restarts whose latency was logged
-    static constexpr std::chrono::milliseconds kHealthInterval{250};
     std::unique_ptr<control::RequestHandler> handler_;
     std::unique_ptr<control::ControlServer> control_;
     std::unique_ptr<MetricsListener> metrics_;

@@ -34,11 +34,7 @@ int main(int argc, char** argv) {
         }
         config = std::move(*loaded);
     } else {
-        vireo::GuestConfig guest;
-        guest.machine = cli->config;
-        guest.restart = cli->restart;
-        guest.hang = cli->hang;
-        config.guests.push_back(std::move(guest));
+        config.guests.push_back(std::move(cli->guest));
         config.exit_when_all_stopped = true;  // the control socket defaults to <pid>.sock: many may run at once
     }
     // The command line wins over the file.

@@ -1,5 +1,6 @@
 /* Hard limits on what the learned controller may do, in one place: the
- * fields (name, bound, default, meaning) that the config file, the control
+ * fields (name and bound; the defaults are ControllerLimits' initialisers,
+ * what each means is said beside it) that the config file, the control
  * protocol, the decision log, the agent's traces and the metrics all spell
  * from this table, and the checks that the actuator and the agent's
  * simulator both apply, so the simulator refuses exactly what vireo would.
@@ -31,21 +32,18 @@ struct ControllerLimits {
 };
 
 // One field: its name everywhere (config key, protocol key, JSON), the
-// largest value accepted (0 is always accepted) and what it means.
+// largest value accepted (0 is always accepted).
 struct ControllerLimitField {
     std::string_view name;
     uint64_t ControllerLimits::*member;
     uint64_t max;
-    std::string_view meaning;
 };
 
 inline constexpr ControllerLimitField kControllerLimitFields[] = {
-    {"balloon_step_percent", &ControllerLimits::balloon_step_percent, 100,
-     "largest balloon target change per action, % of the guest's RAM"},
-    {"balloon_interval_s", &ControllerLimits::balloon_interval_s, 86400,
-     "shortest time between two balloon target changes of one guest"},
-    {"balloon_floor_mib", &ControllerLimits::balloon_floor_mib, 1ull << 40, "RAM the balloon always leaves a guest"},
-    {"pin_interval_s", &ControllerLimits::pin_interval_s, 86400, "shortest time between two re-pins of one vCPU"},
+    {"balloon_step_percent", &ControllerLimits::balloon_step_percent, 100},
+    {"balloon_interval_s", &ControllerLimits::balloon_interval_s, 86400},
+    {"balloon_floor_mib", &ControllerLimits::balloon_floor_mib, 1ull << 40},
+    {"pin_interval_s", &ControllerLimits::pin_interval_s, 86400},
 };
 
 // The names alone, in the table's order (for "unknown key" messages).

@@ -39,24 +39,24 @@ TEST(CommandLine, RunWithDefaults) {
     auto r = parse({"run", "--kernel", "k"});
     ASSERT_TRUE(r) << r.error();
     EXPECT_EQ(r->action, CliResult::Action::Run);
-    EXPECT_EQ(r->config.kernel, "k");
-    EXPECT_EQ(r->config.cpus, 1u);
-    EXPECT_EQ(r->config.mem_bytes, 256ull << 20);
-    EXPECT_EQ(r->config.console, "stdio");
-    EXPECT_TRUE(r->config.unpack_kernel);
+    EXPECT_EQ(r->guest.machine.kernel, "k");
+    EXPECT_EQ(r->guest.machine.cpus, 1u);
+    EXPECT_EQ(r->guest.machine.mem_bytes, 256ull << 20);
+    EXPECT_EQ(r->guest.machine.console, "stdio");
+    EXPECT_TRUE(r->guest.machine.unpack_kernel);
 }
 
 TEST(CommandLine, AllOptions) {
     auto r = parse({"run", "--kernel", "k", "--initrd", "i", "--cmdline", "console=ttyS0 quiet", "--cpus", "2", "--mem",
                     "1G", "--console", "none", "--name", "web-1", "--stats", "--no-unpack-kernel"});
     ASSERT_TRUE(r) << r.error();
-    EXPECT_EQ(r->config.initrd, "i");
-    EXPECT_EQ(r->config.cmdline, "console=ttyS0 quiet");
-    EXPECT_EQ(r->config.cpus, 2u);
-    EXPECT_EQ(r->config.mem_bytes, 1ull << 30);
-    EXPECT_EQ(r->config.name, "web-1");
-    EXPECT_TRUE(r->config.stats);
-    EXPECT_FALSE(r->config.unpack_kernel);
+    EXPECT_EQ(r->guest.machine.initrd, "i");
+    EXPECT_EQ(r->guest.machine.cmdline, "console=ttyS0 quiet");
+    EXPECT_EQ(r->guest.machine.cpus, 2u);
+    EXPECT_EQ(r->guest.machine.mem_bytes, 1ull << 30);
+    EXPECT_EQ(r->guest.machine.name, "web-1");
+    EXPECT_TRUE(r->guest.machine.stats);
+    EXPECT_FALSE(r->guest.machine.unpack_kernel);
 }
 
 TEST(CommandLine, ErrorsAreOneLine) {

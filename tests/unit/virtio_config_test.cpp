@@ -89,19 +89,19 @@ TEST(VirtioCommandLine, DisksAndBalloon) {
     auto r = parse({"run", "--kernel", "k", "--disk", "a.img", "--disk", "b.img,ro", "--balloon", "stats=2",
                     "--virtio-cmdline"});
     ASSERT_TRUE(r) << r.error();
-    ASSERT_EQ(r->config.disks.size(), 2u);
-    EXPECT_EQ(r->config.disks[1].path, "b.img");
-    EXPECT_TRUE(r->config.disks[1].read_only);
-    ASSERT_TRUE(r->config.balloon);
-    EXPECT_EQ(r->config.balloon->stats_seconds, 2u);
-    EXPECT_TRUE(r->config.virtio_cmdline);
+    ASSERT_EQ(r->guest.machine.disks.size(), 2u);
+    EXPECT_EQ(r->guest.machine.disks[1].path, "b.img");
+    EXPECT_TRUE(r->guest.machine.disks[1].read_only);
+    ASSERT_TRUE(r->guest.machine.balloon);
+    EXPECT_EQ(r->guest.machine.balloon->stats_seconds, 2u);
+    EXPECT_TRUE(r->guest.machine.virtio_cmdline);
     r = parse({"run", "--kernel", "k", "--balloon"});
     ASSERT_TRUE(r) << r.error();
-    EXPECT_TRUE(r->config.balloon);
+    EXPECT_TRUE(r->guest.machine.balloon);
     r = parse({"run", "--kernel", "k"});
     ASSERT_TRUE(r);
-    EXPECT_TRUE(r->config.disks.empty());
-    EXPECT_FALSE(r->config.balloon);
+    EXPECT_TRUE(r->guest.machine.disks.empty());
+    EXPECT_FALSE(r->guest.machine.balloon);
 }
 
 TEST(VirtioCommandLine, BadValuesAreOneLine) {

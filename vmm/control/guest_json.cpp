@@ -7,8 +7,8 @@
 #include "bpf/telemetry_report.h"
 #include "vireo/exit_status.h"
 #include "vmm/devices/ib700_watchdog.h"
-#include "vmm/devices/virtio/balloon.h"
-#include "vmm/devices/virtio/blk.h"
+#include "vmm/devices/virtio/balloon/balloon.h"
+#include "vmm/devices/virtio/blk/blk.h"
 #include "vmm/metrics/log2_hist.h"
 #include "vmm/stop_controller.h"
 #include "vmm/thread_stat.h"
@@ -48,7 +48,7 @@ json hist_json(const vireo_hist& h) {
     return a;
 }
 
-json restart_json(const Guest& g) {
+json restart_json(const Guest& g, const Supervision& sup) {
     auto now = std::chrono::steady_clock::now();
     const RestartPolicy& p = g.config().restart;
     json j{{"policy", std::string(to_string(p.mode))},
@@ -57,32 +57,32 @@ json restart_json(const Guest& g) {
            {"reset_after_s", p.reset_after.count() / 1000.0},
            {"max_failures", p.max_failures},
            {"window_s", p.failure_window.count() / 1000.0},
-           {"failures_in_window", g.backoff.failures_in_window(now)},
-           {"consecutive_restarts", g.backoff.consecutive_restarts()},
-           {"next_delay_s", g.backoff.next_delay().count() / 1000.0}};
-    j["restart_in_s"] = g.restart_due ? json(std::chrono::duration<double>(*g.restart_due - now).count()) : json();
+           {"failures_in_window", sup.backoff.failures_in_window(now)},
+           {"consecutive_restarts", sup.backoff.consecutive_restarts()},
+           {"next_delay_s", sup.backoff.next_delay().count() / 1000.0}};
+    j["restart_in_s"] = sup.restart_due ? json(std::chrono::duration<double>(*sup.restart_due - now).count()) : json();
     auto latency = g.restart_latency();
     j["last_restart_ms"] = latency ? json(double(latency->count()) / 1e6) : json();
     json by_reason = json::object();
-    for (const auto& [reason, n] : g.restarts_by_reason) by_reason[reason] = n;
+    for (const auto& [reason, n] : sup.restarts_by_reason) by_reason[reason] = n;
     j["restarts_by_reason"] = std::move(by_reason);
     json history = json::array();
-    for (const auto& r : g.restart_history)
+    for (const auto& r : sup.history)
         history.push_back({{"time_ns", r.time_ns}, {"reason", r.reason}, {"delay_ms", r.delay_ms}, {"source", r.source}});
     j["history"] = std::move(history);
     const HangSettings& h = g.config().hang;
     j["hang_detection"] = h.enabled ? json{{"min_s", h.min.count() / 1000.0},
                                            {"factor", h.factor},
                                            {"max_s", h.max.count() / 1000.0},
-                                           {"learned_quiet_s", g.hang.learned_quiet(now).count() / 1000.0},
-                                           {"threshold_s", g.hang.threshold(now).count() / 1000.0}}
+                                           {"learned_quiet_s", sup.hang.learned_quiet(now).count() / 1000.0},
+                                           {"threshold_s", sup.hang.threshold(now).count() / 1000.0}}
                                     : json();
     if (const Machine* m = g.machine(); m && m->watchdog())
         j["watchdog"] = {{"armed", m->watchdog()->armed()}, {"feeds", m->watchdog()->pings()}};
     return j;
 }
 
-json guest_summary_json(const Guest& g) {
+json guest_summary_json(const Guest& g, const Supervision& sup) {
     const auto& m = g.config().machine;
     json j{{"name", g.name()},
            {"state", std::string(to_string(g.state()))},
@@ -98,7 +98,7 @@ json guest_summary_json(const Guest& g) {
         j["last_stop"] = {{"reason", std::string(to_string(s->reason))}, {"exit_status", exit_status_for(*s)}, {"detail", s->detail}};
     else
         j["last_stop"] = nullptr;
-    j["restart"] = restart_json(g);
+    j["restart"] = restart_json(g, sup);
     j["balloon"] = g.has_balloon() ? json{{"target_bytes", g.balloon_target()}} : json();
     j["disks"] = m.disks.size();
     unsigned pinned = 0;

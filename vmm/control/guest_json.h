@@ -13,10 +13,10 @@
 
 namespace vireo {
 
-nlohmann::json guest_summary_json(const Guest& g);
+nlohmann::json guest_summary_json(const Guest& g, const Supervision& sup);
 // The restart supervisor's view of a guest: policy, back-off, history,
 // hang detection, watchdog.
-nlohmann::json restart_json(const Guest& g);
+nlohmann::json restart_json(const Guest& g, const Supervision& sup);
 // Per vCPU; `with_histograms` adds the raw log2 buckets (vireoctl top
 // takes differences between two snapshots for interval percentiles).
 nlohmann::json vcpus_json(Guest& g, const std::optional<Telemetry>& t, bool with_histograms);

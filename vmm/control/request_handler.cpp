@@ -141,7 +141,7 @@ std::expected<json, Error> RequestHandler::handle(const Request& r, const PeerCr
             },
             [&](const req::List&) -> std::expected<json, Error> {
                 json a = json::array();
-                for (const auto& guest : host_.guests()) a.push_back(guest_summary_json(*guest));
+                for (const auto& guest : host_.guests()) a.push_back(guest_summary_json(*guest, *host_.supervisor().find(guest->name())));
                 return json{{"guests", std::move(a)}};
             },
             [&](const req::GuestAction& ga) -> std::expected<json, Error> {
@@ -179,7 +179,7 @@ std::expected<json, Error> RequestHandler::handle(const Request& r, const PeerCr
                 for (const auto& guest : host_.guests()) {
                     if (g && guest.get() != g) continue;
                     std::optional<Telemetry> t = guest->machine() ? std::optional(guest->machine()->telemetry()) : std::nullopt;
-                    json gj = guest_summary_json(*guest);
+                    json gj = guest_summary_json(*guest, *host_.supervisor().find(guest->name()));
                     gj["vcpus"] = vcpus_json(*guest, t, true);
                     gj["balloon"] = balloon_json(*guest);
                     gj["disks"] = disks_json(*guest, t);

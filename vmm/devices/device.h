@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "vmm/stop_request.h"
+
 namespace vireo {
 
 // A device owns a window of PIO ports or MMIO addresses. `offset` is relative
@@ -34,32 +36,6 @@ public:
         set_level(true);
         set_level(false);
     }
-};
-
-// Why a VM stops. Devices and the vCPU loop request a stop; the machine
-// turns the first request into the process exit status.
-enum class StopReason {
-    PowerOff,     // ACPI S5, KVM system event shutdown
-    Reset,        // i8042 reset, ACPI reset, KVM system event reset
-    Panic,        // pvpanic
-    TripleFault,  // KVM_EXIT_SHUTDOWN
-    KvmError,     // internal error, fail entry, unknown exit
-    Hang,         // no progress for longer than the guest's learned normal (vmm/supervisor/hang_detector.h)
-    Watchdog,     // the guest stopped feeding its watchdog (vmm/devices/ib700_watchdog.h)
-    TestExit,     // the test-exit port; `code` is the status
-    Operator,     // SIGINT/SIGTERM/Ctrl-A x
-    HostError,    // vireo itself failed
-};
-
-std::string_view to_string(StopReason reason);
-
-struct StopRequest {
-    StopReason reason;
-    int code = 0;        // exit status for TestExit
-    std::string detail;  // evidence for the log: registers, exit data
-    // When the stop was requested (set by the StopSink if left empty): the
-    // start of a restart's latency.
-    std::chrono::steady_clock::time_point at{};
 };
 
 class StopSink {

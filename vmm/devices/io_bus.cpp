@@ -7,22 +7,6 @@
 
 namespace vireo {
 
-std::string_view to_string(StopReason reason) {
-    switch (reason) {
-        case StopReason::PowerOff: return "power-off";
-        case StopReason::Reset: return "reset";
-        case StopReason::Panic: return "panic";
-        case StopReason::TripleFault: return "triple-fault";
-        case StopReason::KvmError: return "kvm-error";
-        case StopReason::Hang: return "hang";
-        case StopReason::Watchdog: return "watchdog";
-        case StopReason::TestExit: return "test-exit";
-        case StopReason::Operator: return "operator";
-        case StopReason::HostError: return "host-error";
-    }
-    return "unknown";
-}
-
 bool IoBus::add(uint64_t base, uint64_t length, std::shared_ptr<Device> device) {
     if (frozen_ || length == 0 || base + length < base || !device) return false;
     auto it = std::lower_bound(ranges_.begin(), ranges_.end(), base,

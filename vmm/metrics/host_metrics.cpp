@@ -7,8 +7,8 @@
 #include "bpf/telemetry_report.h"
 #include "vireo/version.h"
 #include "vmm/control/request_handler.h"
-#include "vmm/devices/virtio/balloon.h"
-#include "vmm/devices/virtio/blk.h"
+#include "vmm/devices/virtio/balloon/balloon.h"
+#include "vmm/devices/virtio/blk/blk.h"
 #include "vmm/host.h"
 #include "vmm/metrics/exposition.h"
 #include "vmm/metrics/metrics_listener.h"
@@ -71,7 +71,7 @@ void vcpu_metrics(Exposition& x, const Guest& g, const Machine& m, const vireo_v
     }
 }
 
-void guest_metrics(Exposition& x, Guest& g) {
+void guest_metrics(Exposition& x, Guest& g, const Supervision& sup) {
     const Exposition::Labels l{{"guest", g.name()}};
     for (GuestState s : kStates) {
         auto ls = l;
@@ -80,7 +80,7 @@ void guest_metrics(Exposition& x, Guest& g) {
     }
     x.counter("vireo_guest_starts_total", "times the guest was started (first start and restarts)", l, double(g.starts()));
     x.counter("vireo_guest_restarts_total", "times the guest was started again", l, double(g.restarts()));
-    for (const auto& [reason, n] : g.restarts_by_reason) {
+    for (const auto& [reason, n] : sup.restarts_by_reason) {
         auto ls = l;
         ls.emplace_back("reason", reason);
         x.counter("vireo_guest_restarts_by_reason_total", "restarts by the reason of the stop before them (or who asked)", ls,
@@ -88,12 +88,12 @@ void guest_metrics(Exposition& x, Guest& g) {
     }
     auto now = std::chrono::steady_clock::now();
     x.gauge("vireo_guest_restart_failures_in_window", "failures that count towards the failed state", l,
-            g.backoff.failures_in_window(now));
+            sup.backoff.failures_in_window(now));
     x.gauge("vireo_guest_restart_backoff_seconds", "the back-off the next automatic restart would wait", l,
-            g.backoff.next_delay().count() / 1000.0);
-    if (g.restart_due)
+            sup.backoff.next_delay().count() / 1000.0);
+    if (sup.restart_due)
         x.gauge("vireo_guest_restart_due_seconds", "time until the pending restart", l,
-                std::chrono::duration<double>(*g.restart_due - now).count());
+                std::chrono::duration<double>(*sup.restart_due - now).count());
     if (auto latency = g.restart_latency())
         x.gauge("vireo_guest_last_restart_seconds", "the last restart: fault detected to the first guest instruction", l,
                 double(latency->count()) / 1e9);
@@ -171,7 +171,7 @@ std::string render_metrics(Host& host) {
     x.gauge("vireo_info", "vireo's version", {{"version", VIREO_VERSION}}, 1);
     x.gauge("vireo_uptime_seconds", "time since vireo started", {},
             std::chrono::duration<double>(std::chrono::steady_clock::now() - host.started()).count());
-    for (const auto& g : host.guests()) guest_metrics(x, *g);
+    for (const auto& g : host.guests()) guest_metrics(x, *g, *host.supervisor().find(g->name()));
 
     for (auto mode : {ControllerMode::Off, ControllerMode::Advise, ControllerMode::Auto})
         x.gauge("vireo_controller_mode", "1 for the process-wide controller mode", {{"mode", std::string(to_string(mode))}},

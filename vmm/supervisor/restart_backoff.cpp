@@ -16,6 +16,26 @@ std::string_view to_string(StopKind kind) {
     return "?";
 }
 
+std::string_view to_string(RestartMode mode) {
+    return mode == RestartMode::Never ? "never" : mode == RestartMode::OnFailure ? "on-failure" : "always";
+}
+
+StopKind stop_kind(const StopRequest& r) {
+    switch (r.reason) {
+        case StopReason::Operator: return StopKind::Operator;
+        case StopReason::PowerOff: return StopKind::Clean;
+        case StopReason::Reset: return StopKind::Reboot;
+        case StopReason::TestExit: return r.code == 0 ? StopKind::Clean : StopKind::Failure;
+        case StopReason::Panic:
+        case StopReason::TripleFault:
+        case StopReason::KvmError:
+        case StopReason::Hang:
+        case StopReason::Watchdog:
+        case StopReason::HostError: return StopKind::Failure;
+    }
+    return StopKind::Failure;
+}
+
 std::chrono::milliseconds RestartBackoff::next_delay() const {
     if (consecutive_ == 0) return std::chrono::milliseconds(0);
     // initial * 2^(n-1), capped; the shift is bounded so it cannot overflow.

@@ -18,9 +18,22 @@
 #include <string>
 #include <string_view>
 
-#include "vmm/guest_config.h"
+#include "vmm/stop_request.h"
 
 namespace vireo {
+
+enum class RestartMode { Never, OnFailure, Always };
+std::string_view to_string(RestartMode mode);
+
+// A guest's restart policy, as the config file and --restart give it.
+struct RestartPolicy {
+    RestartMode mode = RestartMode::Never;
+    std::chrono::milliseconds backoff_initial{10000};
+    std::chrono::milliseconds backoff_max{300000};
+    std::chrono::milliseconds reset_after{600000};
+    unsigned max_failures = 5;
+    std::chrono::milliseconds failure_window{600000};
+};
 
 // How a stop counts for the policy.
 enum class StopKind {
@@ -30,6 +43,7 @@ enum class StopKind {
     Operator,  // an administrator or a signal stopped it: never restarted
 };
 std::string_view to_string(StopKind kind);
+StopKind stop_kind(const StopRequest& request);
 
 struct RestartDecision {
     enum class Kind { Stay, Restart, Fail };
