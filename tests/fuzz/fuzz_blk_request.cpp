@@ -14,7 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "vmm/devices/virtio/blk_request.h"
+#include "vmm/devices/virtio/blk/blk_request.h"
 #include "vmm/kvm/guest_memory.h"
 
 namespace {

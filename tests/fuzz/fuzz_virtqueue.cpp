@@ -14,7 +14,7 @@
 #include <cstring>
 #include <cstdlib>
 
-#include "vmm/devices/virtio/blk_request.h"
+#include "vmm/devices/virtio/blk/blk_request.h"
 #include "vmm/devices/virtio/virtqueue.h"
 #include "vmm/kvm/guest_memory.h"
 

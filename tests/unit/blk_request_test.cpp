@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "tests/unit/virtio_test_ring.h"
-#include "vmm/devices/virtio/blk_request.h"
+#include "vmm/devices/virtio/blk/blk_request.h"
 
 namespace vireo::test {
 namespace {

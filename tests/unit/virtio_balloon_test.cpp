@@ -11,8 +11,8 @@
 
 #include "tests/unit/fakes.h"
 #include "tests/unit/virtio_test_ring.h"
-#include "vmm/devices/virtio/balloon.h"
-#include "vmm/devices/virtio/balloon_target_sequence.h"
+#include "vmm/devices/virtio/balloon/balloon.h"
+#include "vmm/devices/virtio/balloon/balloon_target_sequence.h"
 #include "vmm/devices/virtio/virtio_abi.h"
 #include "vmm/devices/virtio/virtio_mmio.h"
 #include "vmm/io/io_thread.h"

@@ -17,8 +17,8 @@
 
 #include "tests/unit/fakes.h"
 #include "tests/unit/virtio_test_ring.h"
-#include "vmm/devices/virtio/blk.h"
-#include "vmm/devices/virtio/disk_image.h"
+#include "vmm/devices/virtio/blk/blk.h"
+#include "vmm/devices/virtio/blk/disk_image.h"
 #include "vmm/devices/virtio/virtio_abi.h"
 #include "vmm/devices/virtio/virtio_mmio.h"
 #include "vmm/io/io_thread.h"

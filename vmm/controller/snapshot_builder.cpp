@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "vmm/devices/virtio/balloon.h"
+#include "vmm/devices/virtio/balloon/balloon.h"
 #include "vmm/actuator/guest_actuator.h"
 #include "vmm/guest.h"
 #include "vmm/log.h"

@@ -1,7 +1,7 @@
 #include "vmm/security/limits.h"
 
-#include "vmm/devices/virtio/balloon.h"
-#include "vmm/devices/virtio/blk.h"
+#include "vmm/devices/virtio/balloon/balloon.h"
+#include "vmm/devices/virtio/blk/blk.h"
 #include "vmm/devices/virtio/virtio_devices.h"
 #include "vmm/devices/virtio/virtio_mmio.h"
 

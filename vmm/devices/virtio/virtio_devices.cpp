@@ -4,7 +4,7 @@
 
 #include "vireo/layout.h"
 #include "vmm/devices/kvm_irq_line.h"
-#include "vmm/devices/virtio/balloon_target_sequence.h"
+#include "vmm/devices/virtio/balloon/balloon_target_sequence.h"
 #include "vmm/devices/virtio/virtio_abi.h"
 #include "vmm/log.h"
 

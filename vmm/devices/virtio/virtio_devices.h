@@ -22,9 +22,9 @@
 
 #include "vmm/arch/x86/acpi.h"
 #include "vmm/devices/io_bus.h"
-#include "vmm/devices/virtio/balloon.h"
-#include "vmm/devices/virtio/blk.h"
-#include "vmm/devices/virtio/disk_image.h"
+#include "vmm/devices/virtio/balloon/balloon.h"
+#include "vmm/devices/virtio/blk/blk.h"
+#include "vmm/devices/virtio/blk/disk_image.h"
 #include "vmm/devices/virtio/irqfd_line.h"
 #include "vmm/devices/virtio/virtio_config.h"
 #include "vmm/devices/virtio/virtio_mmio.h"

@@ -1,4 +1,4 @@
-#include "vmm/devices/virtio/balloon.h"
+#include "vmm/devices/virtio/balloon/balloon.h"
 
 #include <algorithm>
 #include <cerrno>

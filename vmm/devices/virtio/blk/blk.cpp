@@ -1,4 +1,4 @@
-#include "vmm/devices/virtio/blk.h"
+#include "vmm/devices/virtio/blk/blk.h"
 
 #include "bpf/probe_abi.h"
 

@@ -31,8 +31,8 @@
 #include <string>
 #include <vector>
 
-#include "vmm/devices/virtio/blk_request.h"
-#include "vmm/devices/virtio/disk_image.h"
+#include "vmm/devices/virtio/blk/blk_request.h"
+#include "vmm/devices/virtio/blk/disk_image.h"
 #include "vmm/devices/virtio/virtio_device.h"
 #include "vmm/io/io_thread.h"
 

@@ -1,4 +1,4 @@
-#include "vmm/devices/virtio/blk_request.h"
+#include "vmm/devices/virtio/blk/blk_request.h"
 
 #include <algorithm>
 #include <cstring>

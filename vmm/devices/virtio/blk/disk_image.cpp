@@ -1,4 +1,4 @@
-#include "vmm/devices/virtio/disk_image.h"
+#include "vmm/devices/virtio/blk/disk_image.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
