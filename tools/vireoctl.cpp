@@ -33,6 +33,7 @@
 #include "vmm/cpu_list.h"
 #include "vmm/guest_config.h"
 #include "vmm/control/client.h"
+#include "vmm/control/request_table.h"
 #include "vmm/control/socket_path.h"
 #include "vmm/metrics/log2_hist.h"
 
@@ -545,6 +546,8 @@ int run_record(const Ctl& ctl, double seconds, double interval_s, const std::str
 
 }  // namespace
 
+enum class Print { Raw, List, Vcpus, Balloon, Disks, Decisions, Controller, Events };
+
 int main(int argc, char** argv) {
     Ctl ctl;
     CLI::App app{"vireoctl: control a running vireo through its control socket", "vireoctl"};
@@ -555,56 +558,34 @@ int main(int argc, char** argv) {
     app.add_flag("--json", ctl.json_out, "print the response's result as JSON (for scripts)");
     app.add_option("--reason", ctl.reason, "why: recorded with the action in the decision log");
 
-    json request;
-    std::string guest, target, cpus, mode, type_filter;
-    unsigned vcpu = 0;
-    std::optional<unsigned> opt_vcpu;
-    double timeout_s = 0, interval_s = 1;
-    int iterations = 0;
-    uint64_t seq = 0, since = 0;
-    size_t limit = 0;
-    std::vector<std::string> limits, release, hold, types;
-    enum class Print { Raw, List, Vcpus, Balloon, Disks, Decisions, Controller, Events, Top } print = Print::Raw;
-
-    auto guest_cmd = [&](const char* name, const char* help) {
-        auto* s = app.add_subcommand(name, help);
-        s->add_option("guest", guest, "guest name")->required();
-        return s;
+    // One subcommand per request of the control protocol, made from its
+    // table (vmm/control/request_table.h): the same names, guests and
+    // fields the server accepts.
+    struct Subcommand {
+        const vireo::control::RequestSpec* spec;
+        CLI::App* app;
     };
-    auto* info = app.add_subcommand("info", "vireo's version, pid, uptime, endpoints, guests");
-    auto* list = app.add_subcommand("list", "every guest with its state");
-    auto* pause = guest_cmd("pause", "pause a guest (its vCPUs stop running)");
-    auto* resume = guest_cmd("resume", "resume a paused guest");
-    auto* shutdown = guest_cmd("shutdown", "press the ACPI power button; poweroff after the timeout");
-    shutdown->add_option("--timeout", timeout_s, "seconds before the poweroff (default 30)");
-    auto* poweroff = guest_cmd("poweroff", "stop a guest at once");
-    auto* restart = guest_cmd("restart", "power a guest off (if running) and boot it again");
-    auto* vcpus = guest_cmd("vcpus", "vCPU threads: tid, host CPU, pinning, exits, run-queue wait");
-    auto* pin = guest_cmd("pin", "pin a vCPU's thread to host CPUs");
-    pin->add_option("vcpu", vcpu, "vCPU index")->required();
-    pin->add_option("cpus", cpus, "host CPUs, e.g. 1 or 0-1,3")->required();
-    auto* unpin = guest_cmd("unpin", "let a vCPU (or all) run on any allowed CPU again");
-    unpin->add_option("vcpu", opt_vcpu, "vCPU index (default: all)");
-    auto* balloon = guest_cmd("balloon", "show the balloon, or set its target (bytes or 512M)");
-    balloon->add_option("target", target, "new target, e.g. 128M");
-    auto* disks = guest_cmd("disks", "the guest's disks and their counters");
-    auto* metrics = app.add_subcommand("metrics", "every figure vireo has, as JSON");
-    metrics->add_option("guest", guest, "only this guest");
-    auto* controller = app.add_subcommand("controller", "show or set the controller's mode, limits and per-guest overrides");
-    controller->add_option("--guest", guest, "per-guest: mode override and held levers");
-    controller->add_option("--mode", mode, "off | advise | auto (per guest also: inherit)");
-    controller->add_option("--limit", limits, "NAME=VALUE, e.g. balloon_step_percent=5 (repeatable)");
-    controller->add_option("--release", release, "pin | balloon: give the lever back to the controller");
-    controller->add_option("--hold", hold, "pin | balloon: keep the controller off the lever");
-    auto* decisions = app.add_subcommand("decisions", "recent actions: who, what, why, outcome");
-    decisions->add_option("--guest", guest, "only this guest");
-    decisions->add_option("--limit", limit, "at most this many (default 50)");
-    auto* undo = app.add_subcommand("undo", "apply the inverse of a decision");
-    undo->add_option("seq", seq, "the decision's number (see decisions)")->required();
-    auto* events = app.add_subcommand("events", "follow the event stream (Ctrl-C to stop)");
-    events->add_option("--guest", guest, "only this guest's events");
-    events->add_option("--type", types, "only these types: state, stop, fault, action, restart, ... (repeatable)");
-    auto* since_opt = events->add_option("--since", since, "replay kept events from this sequence number first");
+    std::vector<Subcommand> subcommands;
+    std::string guest;
+    std::map<std::string, std::vector<std::string>> values;  // field key -> values as typed
+    for (const auto& spec : vireo::control::request_specs()) {
+        auto* sub = app.add_subcommand(std::string(spec.name), std::string(spec.help));
+        using vireo::control::GuestArg;
+        if (spec.guest == GuestArg::Required) sub->add_option("guest", guest, std::string(spec.guest_help))->required();
+        else if (spec.guest == GuestArg::Optional)
+            sub->add_option(spec.optional_guest_positional ? "guest" : "--guest", guest, std::string(spec.guest_help));
+        for (const auto& f : spec.fields) {
+            using vireo::control::FieldType;
+            std::vector<std::string>& out = values[std::string(f.key)];
+            bool repeatable = f.type == FieldType::Names || f.type == FieldType::Settings;
+            auto* o = sub->add_option(f.flag.empty() ? std::string(f.key) : std::string(f.flag), out, std::string(f.help));
+            if (!repeatable) o->expected(1);
+            if (f.required) o->required();
+        }
+        subcommands.push_back({&spec, sub});
+    }
+    double interval_s = 1;
+    int iterations = 0;
     double record_s = 60;
     std::string record_file;
     auto* record = app.add_subcommand("record", "write a telemetry trace for tools/replay (agent trace format)");
@@ -622,65 +603,23 @@ int main(int argc, char** argv) {
         return rc == 0 ? 0 : kExitUsage;
     }
 
-    if (info->parsed()) request = {{"request", "info"}};
-    else if (list->parsed()) request = {{"request", "list"}}, print = Print::List;
-    else if (pause->parsed()) request = {{"request", "pause"}, {"guest", guest}};
-    else if (resume->parsed()) request = {{"request", "resume"}, {"guest", guest}};
-    else if (shutdown->parsed()) {
-        request = {{"request", "shutdown"}, {"guest", guest}};
-        if (timeout_s > 0) request["timeout_s"] = uint64_t(std::ceil(timeout_s));
-    } else if (poweroff->parsed()) request = {{"request", "poweroff"}, {"guest", guest}};
-    else if (restart->parsed()) request = {{"request", "restart"}, {"guest", guest}};
-    else if (vcpus->parsed()) request = {{"request", "vcpus"}, {"guest", guest}}, print = Print::Vcpus;
-    else if (pin->parsed()) request = {{"request", "pin"}, {"guest", guest}, {"vcpu", vcpu}, {"cpus", cpus}};
-    else if (unpin->parsed()) {
-        request = {{"request", "unpin"}, {"guest", guest}};
-        if (opt_vcpu) request["vcpu"] = *opt_vcpu;
-    } else if (balloon->parsed()) {
-        request = {{"request", "balloon"}, {"guest", guest}};
-        if (!target.empty()) request["target"] = target;
-        print = Print::Balloon;
-    } else if (disks->parsed()) request = {{"request", "disks"}, {"guest", guest}}, print = Print::Disks;
-    else if (metrics->parsed()) {
-        request = {{"request", "metrics"}};
-        if (!guest.empty()) request["guest"] = guest;
-    } else if (controller->parsed()) {
-        request = {{"request", "controller"}};
-        if (!guest.empty()) request["guest"] = guest;
-        if (!mode.empty()) request["mode"] = mode;
-        if (!limits.empty()) {
-            json l = json::object();
-            for (const auto& kv : limits) {
-                size_t eq = kv.find('=');
-                if (eq == std::string::npos) {
-                    std::fprintf(stderr, "vireoctl: --limit %s: want NAME=VALUE\n", kv.c_str());
-                    return kExitUsage;
-                }
-                try {
-                    l[kv.substr(0, eq)] = std::stoull(kv.substr(eq + 1));
-                } catch (const std::exception&) {
-                    std::fprintf(stderr, "vireoctl: --limit %s: the value is not a whole number\n", kv.c_str());
-                    return kExitUsage;
-                }
-            }
-            request["limits"] = l;
+    json request;
+    Print print = Print::Raw;
+    for (const auto& sc : subcommands) {
+        if (!sc.app->parsed()) continue;
+        auto r = vireo::control::build_request(*sc.spec, guest, values);
+        if (!r) {
+            std::fprintf(stderr, "vireoctl: %s\n", r.error().c_str());
+            return kExitUsage;
         }
-        if (!release.empty()) request["release"] = release;
-        if (!hold.empty()) request["hold"] = hold;
-        print = Print::Controller;
-    } else if (decisions->parsed()) {
-        request = {{"request", "decisions"}};
-        if (!guest.empty()) request["guest"] = guest;
-        if (limit) request["limit"] = limit;
-        print = Print::Decisions;
-    } else if (undo->parsed()) request = {{"request", "undo"}, {"seq", seq}};
-    else if (events->parsed()) {
-        request = {{"request", "events"}};
-        if (!guest.empty()) request["guest"] = guest;
-        if (!types.empty()) request["types"] = types;
-        if (since_opt->count()) request["since"] = since;
-        print = Print::Events;
-    } else if (record->parsed()) {
+        request = std::move(*r);
+        static const std::map<std::string_view, Print> printers = {
+            {"list", Print::List},         {"vcpus", Print::Vcpus},         {"balloon", Print::Balloon},
+            {"disks", Print::Disks},       {"controller", Print::Controller}, {"decisions", Print::Decisions},
+            {"events", Print::Events}};
+        if (auto it = printers.find(sc.spec->name); it != printers.end()) print = it->second;
+    }
+    if (record->parsed()) {
         if (interval_s < 0.1 || record_s < 0) {
             std::fprintf(stderr, "vireoctl: record: --interval must be at least 0.1 s and --seconds not negative\n");
             return kExitUsage;

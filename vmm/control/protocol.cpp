@@ -1,11 +1,13 @@
 #include "vmm/control/protocol.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "vmm/cli.h"
+#include "vmm/control/request_table.h"
 #include "vmm/cpu_list.h"
 
 namespace vireo::control {
@@ -17,36 +19,6 @@ using json = nlohmann::json;
 constexpr size_t kMaxIdLength = 256;
 constexpr size_t kMaxReason = 1024;
 constexpr size_t kMaxDecisions = 4096;
-
-struct Spec {
-    std::string_view name;
-    enum class Guest { None, Required, Optional } guest;
-    std::vector<std::string_view> keys;  // besides id, request, guest, reason
-};
-
-const std::vector<Spec>& specs() {
-    using G = Spec::Guest;
-    static const std::vector<Spec> s = {
-        {"info", G::None, {}},
-        {"list", G::None, {}},
-        {"pause", G::Required, {}},
-        {"resume", G::Required, {}},
-        {"shutdown", G::Required, {"timeout_s"}},
-        {"poweroff", G::Required, {}},
-        {"restart", G::Required, {}},
-        {"vcpus", G::Required, {}},
-        {"pin", G::Required, {"vcpu", "cpus"}},
-        {"unpin", G::Required, {"vcpu"}},
-        {"balloon", G::Required, {"target"}},
-        {"disks", G::Required, {}},
-        {"metrics", G::Optional, {}},
-        {"controller", G::Optional, {"mode", "limits", "release", "hold"}},
-        {"decisions", G::Optional, {"limit"}},
-        {"undo", G::None, {"seq"}},
-        {"events", G::Optional, {"since", "types"}},
-    };
-    return s;
-}
 
 ProtocolError fail(const json& id, ErrorCode code, std::string message) { return {id, {code, std::move(message)}}; }
 
@@ -100,12 +72,187 @@ std::expected<CpuList, std::string> cpus_field(const json& v) {
     return normalize_cpu_list(std::move(out));
 }
 
+
+// ---- the body of each request, from its fields (known to be only those
+// its table entry lists); errors are one line without the request's name.
+using Body = std::expected<RequestBody, std::string>;
+
+const json* field(const json& doc, const char* key) {
+    auto it = doc.find(key);
+    return it == doc.end() ? nullptr : &*it;
+}
+
+Body shutdown_body(const json& doc, const Request&) {
+    action::Shutdown s;
+    if (const json* t = field(doc, "timeout_s")) {
+        auto v = unsigned_field(*t, "timeout_s", 1, 3600);
+        if (!v) return std::unexpected(v.error());
+        s.timeout = std::chrono::seconds(*v);
+    }
+    return req::GuestAction{s};
+}
+
+Body pin_body(const json& doc, const Request&) {
+    action::Pin p;
+    const json* v = field(doc, "vcpu");
+    if (!v) return std::unexpected(std::string("'vcpu' is missing"));
+    auto vcpu = unsigned_field(*v, "vcpu", 0, 1023);
+    if (!vcpu) return std::unexpected(vcpu.error());
+    p.vcpu = unsigned(*vcpu);
+    const json* c = field(doc, "cpus");
+    if (!c) return std::unexpected(std::string("'cpus' is missing"));
+    auto cpus = cpus_field(*c);
+    if (!cpus) return std::unexpected(cpus.error());
+    p.cpus = std::move(*cpus);
+    return req::GuestAction{std::move(p)};
+}
+
+Body unpin_body(const json& doc, const Request&) {
+    action::Unpin u;
+    if (const json* v = field(doc, "vcpu")) {
+        auto vcpu = unsigned_field(*v, "vcpu", 0, 1023);
+        if (!vcpu) return std::unexpected(vcpu.error());
+        u.vcpu = unsigned(*vcpu);
+    }
+    return req::GuestAction{u};
+}
+
+Body balloon_body(const json& doc, const Request&) {
+    req::Balloon b;
+    if (const json* t = field(doc, "target")) {
+        if (t->is_string()) {
+            auto size = parse_size(t->get<std::string>());
+            if (!size) return std::unexpected("'target': " + size.error());
+            b.target_bytes = *size;
+        } else {
+            auto v = unsigned_field(*t, "target", 0, UINT64_MAX);
+            if (!v) return std::unexpected(v.error() + " (bytes, or a size like \"512M\")");
+            b.target_bytes = *v;
+        }
+    }
+    return b;
+}
+
+Body controller_body(const json& doc, const Request& r) {
+    req::Controller c;
+    if (const json* m = field(doc, "mode")) {
+        if (!m->is_string()) return std::unexpected(std::string("'mode' must be a string"));
+        const auto& text = m->get_ref<const std::string&>();
+        auto mode = parse_controller_mode(text);
+        if (r.guest.empty()) {
+            if (!mode) return std::unexpected(std::string("'mode' must be off, advise or auto"));
+            c.mode = mode;
+        } else {
+            if (!mode && text != "inherit") return std::unexpected(std::string("'mode' must be off, advise, auto or inherit"));
+            c.guest_mode = mode;  // nullopt inside: inherit
+        }
+    }
+    if (const json* l = field(doc, "limits")) {
+        if (!r.guest.empty()) return std::unexpected(std::string("'limits' are process-wide: give them without 'guest'"));
+        if (!l->is_object()) return std::unexpected(std::string("'limits' must be an object"));
+        for (auto it = l->begin(); it != l->end(); ++it) {
+            const ControllerLimitField* f = find_controller_limit(it.key());
+            if (!f) {
+                std::string shown = it.key().size() > 64 ? it.key().substr(0, 64) + "..." : it.key();
+                return std::unexpected(fmt::format("unknown limit '{}'", shown));
+            }
+            auto v = unsigned_field(*it, it.key(), 0, f->max);
+            if (!v) return std::unexpected(v.error());
+            c.limits.emplace_back(it.key(), *v);
+        }
+    }
+    for (auto [key, out] : {std::pair{"release", &c.release}, std::pair{"hold", &c.hold}}) {
+        if (const json* v = field(doc, key)) {
+            if (r.guest.empty()) return std::unexpected(fmt::format("'{}' needs 'guest'", key));
+            auto list = string_list(*v, key, {"pin", "balloon"});
+            if (!list) return std::unexpected(list.error());
+            *out = std::move(*list);
+        }
+    }
+    for (const auto& h : c.hold)
+        if (std::find(c.release.begin(), c.release.end(), h) != c.release.end())
+            return std::unexpected(fmt::format("'{}' is both held and released", h));
+    return c;
+}
+
+Body decisions_body(const json& doc, const Request&) {
+    req::Decisions d;
+    if (const json* v = field(doc, "limit")) {
+        auto lim = unsigned_field(*v, "limit", 1, kMaxDecisions);
+        if (!lim) return std::unexpected(lim.error());
+        d.limit = size_t(*lim);
+    }
+    return d;
+}
+
+Body undo_body(const json& doc, const Request&) {
+    req::Undo u;
+    const json* v = field(doc, "seq");
+    if (!v) return std::unexpected(std::string("'seq' is missing"));
+    auto seq = unsigned_field(*v, "seq", 1, UINT64_MAX);
+    if (!seq) return std::unexpected(seq.error());
+    u.seq = *seq;
+    return u;
+}
+
+Body events_body(const json& doc, const Request&) {
+    req::Events e;
+    if (const json* v = field(doc, "since")) {
+        auto s = unsigned_field(*v, "since", 0, UINT64_MAX);
+        if (!s) return std::unexpected(s.error());
+        e.since = *s;
+    }
+    if (const json* v = field(doc, "types")) {
+        auto list = string_list(*v, "types", {});
+        if (!list) return std::unexpected(list.error());
+        e.types = std::move(*list);
+    }
+    return e;
+}
+
+// Requests without fields of their own.
+template <class B>
+Body plain(const json&, const Request&) {
+    return B{};
+}
+template <class A>
+Body guest_action(const json&, const Request&) {
+    return req::GuestAction{A{}};
+}
+
+using BodyParser = Body (*)(const json&, const Request&);
+
+// One per entry of the request table (request_table.cpp).
+BodyParser body_parser(std::string_view name) {
+    static const std::map<std::string_view, BodyParser> parsers = {
+        {"info", plain<req::Info>},
+        {"list", plain<req::List>},
+        {"pause", guest_action<action::Pause>},
+        {"resume", guest_action<action::Resume>},
+        {"shutdown", shutdown_body},
+        {"poweroff", guest_action<action::Poweroff>},
+        {"restart", guest_action<action::Restart>},
+        {"vcpus", plain<req::Vcpus>},
+        {"pin", pin_body},
+        {"unpin", unpin_body},
+        {"balloon", balloon_body},
+        {"disks", plain<req::Disks>},
+        {"metrics", plain<req::Metrics>},
+        {"controller", controller_body},
+        {"decisions", decisions_body},
+        {"undo", undo_body},
+        {"events", events_body},
+    };
+    auto it = parsers.find(name);
+    return it == parsers.end() ? nullptr : it->second;
+}
+
 }  // namespace
 
 const std::vector<std::string_view>& request_names() {
     static const std::vector<std::string_view> names = [] {
         std::vector<std::string_view> n;
-        for (const auto& s : specs()) n.push_back(s.name);
+        for (const auto& s : request_specs()) n.push_back(s.name);
         return n;
     }();
     return names;
@@ -145,9 +292,8 @@ std::expected<Request, ProtocolError> parse_request(std::string_view line) {
     if (req_it == doc.end()) return std::unexpected(fail(id, ErrorCode::BadRequest, "'request' is missing"));
     if (!req_it->is_string()) return std::unexpected(fail(id, ErrorCode::BadRequest, "'request' must be a string"));
     r.name = req_it->get<std::string>();
-    const auto& all = specs();
-    auto spec = std::find_if(all.begin(), all.end(), [&](const Spec& s) { return s.name == r.name; });
-    if (spec == all.end()) {
+    const RequestSpec* spec = find_request_spec(r.name);
+    if (!spec) {
         std::string shown = r.name.size() > 64 ? r.name.substr(0, 64) + "..." : r.name;
         return std::unexpected(fail(id, ErrorCode::UnknownRequest, fmt::format("unknown request '{}'", shown)));
     }
@@ -155,8 +301,8 @@ std::expected<Request, ProtocolError> parse_request(std::string_view line) {
     for (auto it = doc.begin(); it != doc.end(); ++it) {
         const std::string& k = it.key();
         if (k == "id" || k == "request" || k == "reason") continue;
-        if (k == "guest" && spec->guest != Spec::Guest::None) continue;
-        if (std::find(spec->keys.begin(), spec->keys.end(), k) == spec->keys.end()) {
+        if (k == "guest" && spec->guest != GuestArg::None) continue;
+        if (std::none_of(spec->fields.begin(), spec->fields.end(), [&](const RequestField& f) { return f.key == k; })) {
             std::string shown = k.size() > 64 ? k.substr(0, 64) + "..." : k;
             return std::unexpected(fail(id, ErrorCode::BadRequest, fmt::format("{}: unknown field '{}'", r.name, shown)));
         }
@@ -165,7 +311,7 @@ std::expected<Request, ProtocolError> parse_request(std::string_view line) {
         if (!g->is_string() || g->get_ref<const std::string&>().empty())
             return std::unexpected(fail(id, ErrorCode::BadRequest, fmt::format("{}: 'guest' must be a non-empty string", r.name)));
         r.guest = g->get<std::string>();
-    } else if (spec->guest == Spec::Guest::Required) {
+    } else if (spec->guest == GuestArg::Required) {
         return std::unexpected(fail(id, ErrorCode::BadRequest, fmt::format("{}: 'guest' is missing", r.name)));
     }
     if (auto reason = doc.find("reason"); reason != doc.end()) {
@@ -174,135 +320,12 @@ std::expected<Request, ProtocolError> parse_request(std::string_view line) {
         r.reason = reason->get<std::string>();
     }
 
-    auto bad = [&](const std::string& m) { return std::unexpected(fail(id, ErrorCode::BadRequest, r.name + ": " + m)); };
-    auto field = [&](const char* key) -> const json* {
-        auto it = doc.find(key);
-        return it == doc.end() ? nullptr : &*it;
-    };
-
-    const std::string_view n = r.name;
-    if (n == "info") r.body = req::Info{};
-    else if (n == "list") r.body = req::List{};
-    else if (n == "pause") r.body = req::GuestAction{action::Pause{}};
-    else if (n == "resume") r.body = req::GuestAction{action::Resume{}};
-    else if (n == "poweroff") r.body = req::GuestAction{action::Poweroff{}};
-    else if (n == "restart") r.body = req::GuestAction{action::Restart{}};
-    else if (n == "vcpus") r.body = req::Vcpus{};
-    else if (n == "disks") r.body = req::Disks{};
-    else if (n == "metrics") r.body = req::Metrics{};
-    else if (n == "shutdown") {
-        action::Shutdown s;
-        if (const json* t = field("timeout_s")) {
-            auto v = unsigned_field(*t, "timeout_s", 1, 3600);
-            if (!v) return bad(v.error());
-            s.timeout = std::chrono::seconds(*v);
-        }
-        r.body = req::GuestAction{s};
-    } else if (n == "pin") {
-        action::Pin p;
-        const json* v = field("vcpu");
-        if (!v) return bad("'vcpu' is missing");
-        auto vcpu = unsigned_field(*v, "vcpu", 0, 1023);
-        if (!vcpu) return bad(vcpu.error());
-        p.vcpu = unsigned(*vcpu);
-        const json* c = field("cpus");
-        if (!c) return bad("'cpus' is missing");
-        auto cpus = cpus_field(*c);
-        if (!cpus) return bad(cpus.error());
-        p.cpus = std::move(*cpus);
-        r.body = req::GuestAction{std::move(p)};
-    } else if (n == "unpin") {
-        action::Unpin u;
-        if (const json* v = field("vcpu")) {
-            auto vcpu = unsigned_field(*v, "vcpu", 0, 1023);
-            if (!vcpu) return bad(vcpu.error());
-            u.vcpu = unsigned(*vcpu);
-        }
-        r.body = req::GuestAction{u};
-    } else if (n == "balloon") {
-        req::Balloon b;
-        if (const json* t = field("target")) {
-            if (t->is_string()) {
-                auto size = parse_size(t->get<std::string>());
-                if (!size) return bad("'target': " + size.error());
-                b.target_bytes = *size;
-            } else {
-                auto v = unsigned_field(*t, "target", 0, UINT64_MAX);
-                if (!v) return bad(v.error() + " (bytes, or a size like \"512M\")");
-                b.target_bytes = *v;
-            }
-        }
-        r.body = b;
-    } else if (n == "controller") {
-        req::Controller c;
-        if (const json* m = field("mode")) {
-            if (!m->is_string()) return bad("'mode' must be a string");
-            const auto& text = m->get_ref<const std::string&>();
-            auto mode = parse_controller_mode(text);
-            if (r.guest.empty()) {
-                if (!mode) return bad("'mode' must be off, advise or auto");
-                c.mode = mode;
-            } else {
-                if (!mode && text != "inherit") return bad("'mode' must be off, advise, auto or inherit");
-                c.guest_mode = mode;  // nullopt inside: inherit
-            }
-        }
-        if (const json* l = field("limits")) {
-            if (!r.guest.empty()) return bad("'limits' are process-wide: give them without 'guest'");
-            if (!l->is_object()) return bad("'limits' must be an object");
-            for (auto it = l->begin(); it != l->end(); ++it) {
-                const ControllerLimitField* f = find_controller_limit(it.key());
-                if (!f) {
-                    std::string shown = it.key().size() > 64 ? it.key().substr(0, 64) + "..." : it.key();
-                    return bad(fmt::format("unknown limit '{}'", shown));
-                }
-                auto v = unsigned_field(*it, it.key(), 0, f->max);
-                if (!v) return bad(v.error());
-                c.limits.emplace_back(it.key(), *v);
-            }
-        }
-        for (auto [key, out] : {std::pair{"release", &c.release}, std::pair{"hold", &c.hold}}) {
-            if (const json* v = field(key)) {
-                if (r.guest.empty()) return bad(fmt::format("'{}' needs 'guest'", key));
-                auto list = string_list(*v, key, {"pin", "balloon"});
-                if (!list) return bad(list.error());
-                *out = std::move(*list);
-            }
-        }
-        for (const auto& h : c.hold)
-            if (std::find(c.release.begin(), c.release.end(), h) != c.release.end())
-                return bad(fmt::format("'{}' is both held and released", h));
-        r.body = std::move(c);
-    } else if (n == "decisions") {
-        req::Decisions d;
-        if (const json* v = field("limit")) {
-            auto lim = unsigned_field(*v, "limit", 1, kMaxDecisions);
-            if (!lim) return bad(lim.error());
-            d.limit = size_t(*lim);
-        }
-        r.body = d;
-    } else if (n == "undo") {
-        req::Undo u;
-        const json* v = field("seq");
-        if (!v) return bad("'seq' is missing");
-        auto seq = unsigned_field(*v, "seq", 1, UINT64_MAX);
-        if (!seq) return bad(seq.error());
-        u.seq = *seq;
-        r.body = u;
-    } else if (n == "events") {
-        req::Events e;
-        if (const json* v = field("since")) {
-            auto s = unsigned_field(*v, "since", 0, UINT64_MAX);
-            if (!s) return bad(s.error());
-            e.since = *s;
-        }
-        if (const json* v = field("types")) {
-            auto list = string_list(*v, "types", {});
-            if (!list) return bad(list.error());
-            e.types = std::move(*list);
-        }
-        r.body = std::move(e);
-    }
+    BodyParser parse_body = body_parser(r.name);
+    if (!parse_body)  // a table entry without a parser: a bug, not the peer's fault
+        return std::unexpected(fail(id, ErrorCode::Internal, fmt::format("{}: no parser for this request", r.name)));
+    auto body = parse_body(doc, r);
+    if (!body) return std::unexpected(fail(id, ErrorCode::BadRequest, r.name + ": " + body.error()));
+    r.body = std::move(*body);
     return r;
 }
 
