@@ -29,7 +29,7 @@
 #include "agent/trace.h"
 #include "vireo/telemetry.h"
 #include "vireo/version.h"
-#include "vmm/controller/snapshot_builder.h"
+#include "vmm/agent_runner/snapshot_builder.h"
 #include "vmm/cpu_list.h"
 #include "vmm/guest_config.h"
 #include "vmm/control/client.h"
@@ -426,7 +426,7 @@ int run_top(const Ctl& ctl, double interval_s, int iterations) {
 // tools/replay: each sample is one `controller` request (mode, limits,
 // overrides) and one `metrics` request (guests, vCPU threads, balloons),
 // completed on this side as the live controller completes its snapshot
-// (vmm/controller/snapshot_builder.h): /proc/stat, /proc/meminfo, PSI, and
+// (vmm/agent_runner/snapshot_builder.h): /proc/stat, /proc/meminfo, PSI, and
 // each vCPU thread's /proc schedstat -- so vireoctl must run on vireo's
 // host, as the user vireo runs as (or root). A thread it cannot read keeps
 // the telemetry's own figures.
@@ -439,9 +439,9 @@ std::optional<uint64_t> opt_u64(const json& j, const char* key) {
     return j[key].get<uint64_t>();
 }
 
-vireo::controller::HostPart host_part_of(const json& ctl, const json& metrics, const std::vector<unsigned>& allowed) {
+vireo::agent_runner::HostPart host_part_of(const json& ctl, const json& metrics, const std::vector<unsigned>& allowed) {
     using namespace vireo;
-    controller::HostPart part;
+    agent_runner::HostPart part;
     agent::Snapshot& s = part.snapshot;
     s.timestamp_ns = metrics.value("monotonic_ns", uint64_t(0));
     s.mode = parse_controller_mode(ctl.value("mode", std::string("off"))).value_or(ControllerMode::Off);
@@ -519,7 +519,7 @@ int run_record(const Ctl& ctl, double seconds, double interval_s, const std::str
     sa.sa_handler = on_record_stop;
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
-    vireo::controller::SnapshotBuilder builder(pid);
+    vireo::agent_runner::SnapshotBuilder builder(pid);
     auto start = std::chrono::steady_clock::now(), next = start;
     uint64_t samples = 0, last_ns = 0;
     while (!g_record_stop) {
@@ -564,25 +564,33 @@ int main(int argc, char** argv) {
     struct Subcommand {
         const vireo::control::RequestSpec* spec;
         CLI::App* app;
+        std::vector<std::pair<std::string, CLI::Option*>> options;  // field key -> its option
     };
     std::vector<Subcommand> subcommands;
     std::string guest;
     std::map<std::string, std::vector<std::string>> values;  // field key -> values as typed
+    std::map<std::string, std::string> single;               // the single-valued fields, before they join `values`
     for (const auto& spec : vireo::control::request_specs()) {
         auto* sub = app.add_subcommand(std::string(spec.name), std::string(spec.help));
         using vireo::control::GuestArg;
         if (spec.guest == GuestArg::Required) sub->add_option("guest", guest, std::string(spec.guest_help))->required();
         else if (spec.guest == GuestArg::Optional)
             sub->add_option(spec.optional_guest_positional ? "guest" : "--guest", guest, std::string(spec.guest_help));
+        Subcommand sc{&spec, sub, {}};
         for (const auto& f : spec.fields) {
             using vireo::control::FieldType;
-            std::vector<std::string>& out = values[std::string(f.key)];
-            bool repeatable = f.type == FieldType::Names || f.type == FieldType::Settings;
-            auto* o = sub->add_option(f.flag.empty() ? std::string(f.key) : std::string(f.flag), out, std::string(f.help));
-            if (!repeatable) o->expected(1);
+            std::string name = f.flag.empty() ? std::string(f.key) : std::string(f.flag);
+            CLI::Option* o;
+            // A single value binds to a string (a vector positional would
+            // swallow the positionals after it); repeatable ones to a list.
+            if (f.type == FieldType::Names || f.type == FieldType::Settings)
+                o = sub->add_option(name, values[std::string(f.key)], std::string(f.help));
+            else
+                o = sub->add_option(name, single[std::string(f.key)], std::string(f.help));
             if (f.required) o->required();
+            sc.options.emplace_back(std::string(f.key), o);
         }
-        subcommands.push_back({&spec, sub});
+        subcommands.push_back(std::move(sc));
     }
     double interval_s = 1;
     int iterations = 0;
@@ -607,6 +615,8 @@ int main(int argc, char** argv) {
     Print print = Print::Raw;
     for (const auto& sc : subcommands) {
         if (!sc.app->parsed()) continue;
+        for (const auto& [key, option] : sc.options)
+            if (option->count() && single.contains(key)) values[key] = {single[key]};
         auto r = vireo::control::build_request(*sc.spec, guest, values);
         if (!r) {
             std::fprintf(stderr, "vireoctl: %s\n", r.error().c_str());

@@ -13,8 +13,8 @@
 #include "vmm/control/action_json.h"
 #include "vmm/control/request_handler.h"
 #include "vmm/control/socket_path.h"
-#include "vmm/controller/controller_thread.h"
-#include "vmm/controller/snapshot_builder.h"
+#include "vmm/agent_runner/agent_thread.h"
+#include "vmm/agent_runner/snapshot_builder.h"
 #include "vmm/log.h"
 #include "vmm/metrics/host_metrics.h"
 #include "vmm/metrics/metrics_listener.h"
@@ -141,12 +141,12 @@ std::expected<std::unique_ptr<Host>, BuildError> Host::create(HostConfig config)
     for (auto& g : h->guests_) h->start_guest(*g);
     h->supervisor_->start_health_checks();
     // Always there (the mode can change over the socket); idle while every guest is off.
-    controller::ControllerOptions copts;
+    agent_runner::AgentThreadOptions copts;
     copts.tick = h->config_.controller_tick;
     if (h->config_.controller_balloon_warmup_s) copts.balloon.warmup_s = *h->config_.controller_balloon_warmup_s;
-    h->controller_ = std::make_unique<controller::ControllerThread>(
-        controller::HostAccess{.post = post_to_loop,
-                               .gather = [self] { return controller::gather_from_host(*self->actuator_, self->guests_, self->allowed_); },
+    h->controller_ = std::make_unique<agent_runner::AgentThread>(
+        agent_runner::HostAccess{.post = post_to_loop,
+                               .gather = [self] { return agent_runner::gather_from_host(*self->actuator_, self->guests_, self->allowed_); },
                                .actuator = *h->actuator_},
         std::move(copts));
     // Initial pinning is an action like any other: logged, undoable.

@@ -43,8 +43,8 @@ class MetricsListener;
 namespace control {
 class RequestHandler;
 }
-namespace controller {
-class ControllerThread;
+namespace agent_runner {
+class AgentThread;
 }
 
 class Host final : public GuestRegistry {
@@ -113,7 +113,7 @@ private:
     std::chrono::steady_clock::time_point started_;
     std::optional<StopRequest> last_stop_;  // run mode: the exit status
     bool exiting_ = false;
-    std::unique_ptr<controller::ControllerThread> controller_;  // the learned controller's thread
+    std::unique_ptr<agent_runner::AgentThread> controller_;  // the learned controller's thread
 };
 
 }  // namespace vireo

@@ -20,7 +20,7 @@
 #include "vmm/kvm/vcpu.h"
 #include "vmm/kvm/vm.h"
 #include "vmm/machine_config.h"
-#include "vmm/stop_controller.h"
+#include "vmm/stop_latch.h"
 #include "vmm/supervisor/hang_detector.h"
 #include "vmm/vcpu_runner.h"
 
@@ -60,7 +60,7 @@ public:
 
     const MachineConfig& config() const { return config_; }
     const std::vector<std::unique_ptr<VcpuRunner>>& vcpus() const { return runners_; }
-    StopController& stop() { return stop_; }
+    StopLatch& stop() { return stop_; }
     // The ACPI power button (graceful shutdown); false if the guest has not
     // enabled it (no ACPI OS running), so the caller can say so.
     bool press_power_button();
@@ -101,7 +101,7 @@ private:
     std::unique_ptr<Console> console_;
     IoBus pio_{"pio"};
     IoBus mmio_{"mmio"};
-    StopController stop_;
+    StopLatch stop_;
     std::shared_ptr<Serial8250> serial_;
     std::shared_ptr<BootMarker> boot_marker_;
     std::shared_ptr<TestPorts> test_ports_;

@@ -10,7 +10,7 @@
 #include "vmm/devices/virtio/balloon/balloon.h"
 #include "vmm/devices/virtio/blk/blk.h"
 #include "vmm/metrics/log2_hist.h"
-#include "vmm/stop_controller.h"
+#include "vmm/stop_latch.h"
 #include "vmm/thread_stat.h"
 
 namespace vireo {

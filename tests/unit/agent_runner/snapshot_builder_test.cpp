@@ -1,4 +1,4 @@
-// The live controller's snapshot (vmm/controller/snapshot_builder.h): the
+// The live controller's snapshot (vmm/agent_runner/snapshot_builder.h): the
 // /proc parsers, a completed snapshot of this very process's threads, and
 // the host config keys of the controller thread.
 #include <gtest/gtest.h>
@@ -10,10 +10,10 @@
 #include <thread>
 
 #include "agent/trace.h"
-#include "vmm/controller/snapshot_builder.h"
+#include "vmm/agent_runner/snapshot_builder.h"
 #include "vmm/guest_config.h"
 
-namespace vireo::controller {
+namespace vireo::agent_runner {
 namespace {
 
 TEST(ControllerSnapshot, ParsesSchedstat) {
@@ -128,4 +128,4 @@ TEST(ControllerSnapshot, HostConfigKeys) {
 }
 
 }  // namespace
-}  // namespace vireo::controller
+}  // namespace vireo::agent_runner

@@ -1,4 +1,4 @@
-#include "vmm/controller/controller_thread.h"
+#include "vmm/agent_runner/agent_thread.h"
 
 #include <pthread.h>
 
@@ -9,7 +9,7 @@
 #include "vmm/log.h"
 #include "vmm/security/seccomp_filters.h"
 
-namespace vireo::controller {
+namespace vireo::agent_runner {
 
 namespace {
 
@@ -28,12 +28,12 @@ uint64_t ns_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-ControllerThread::ControllerThread(HostAccess host, ControllerOptions options)
+AgentThread::AgentThread(HostAccess host, AgentThreadOptions options)
     : host_(std::move(host)), options_(std::move(options)), thread_([this] { run(); }) {}
 
-ControllerThread::~ControllerThread() { stop(); }
+AgentThread::~AgentThread() { stop(); }
 
-void ControllerThread::stop() {
+void AgentThread::stop() {
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
@@ -42,12 +42,12 @@ void ControllerThread::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
-bool ControllerThread::sleep_for(std::chrono::nanoseconds d) {
+bool AgentThread::sleep_for(std::chrono::nanoseconds d) {
     std::unique_lock lock(mutex_);
     return !cv_.wait_for(lock, d, [this] { return stopping_; });
 }
 
-void ControllerThread::run() {
+void AgentThread::run() {
     ::pthread_setname_np(::pthread_self(), "controller");
     security::seccomp_install(security::ThreadKind::Controller, "controller");
     loop();
@@ -58,7 +58,7 @@ void ControllerThread::run() {
                  double(cost_.gather_ns) / double(cost_.ticks) / 1e3);
 }
 
-void ControllerThread::loop() {
+void AgentThread::loop() {
     agent::Controller ctl(std::make_unique<agent::PinningPolicy>(options_.pinning),
                           std::make_unique<agent::BalloonPolicy>(options_.balloon), agent::serial_for());
     SnapshotBuilder builder;
@@ -117,4 +117,4 @@ void ControllerThread::loop() {
     }
 }
 
-}  // namespace vireo::controller
+}  // namespace vireo::agent_runner

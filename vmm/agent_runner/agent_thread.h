@@ -30,9 +30,9 @@
 #include "agent/balloon_policy.h"
 #include "agent/pinning_policy.h"
 #include "vireo/actions.h"
-#include "vmm/controller/snapshot_builder.h"
+#include "vmm/agent_runner/snapshot_builder.h"
 
-namespace vireo::controller {
+namespace vireo::agent_runner {
 
 // How the thread reaches the host: `post` runs a task on the host's loop
 // thread, where `gather` copies the host's state; decisions go to `actuator`.
@@ -42,7 +42,7 @@ struct HostAccess {
     Actuator& actuator;
 };
 
-struct ControllerOptions {
+struct AgentThreadOptions {
     std::chrono::milliseconds tick{1000};
     agent::BalloonPolicyParams balloon;
     agent::PinningPolicyParams pinning;
@@ -56,12 +56,12 @@ struct TickCost {
     uint64_t gather_ns = 0;   // snapshot (loop + /proc), total
 };
 
-class ControllerThread {
+class AgentThread {
 public:
-    ControllerThread(HostAccess host, ControllerOptions options);
-    ~ControllerThread();  // stop()
-    ControllerThread(const ControllerThread&) = delete;
-    ControllerThread& operator=(const ControllerThread&) = delete;
+    AgentThread(HostAccess host, AgentThreadOptions options);
+    ~AgentThread();  // stop()
+    AgentThread(const AgentThread&) = delete;
+    AgentThread& operator=(const AgentThread&) = delete;
 
     // Wakes the thread and joins it; idempotent.
     void stop();
@@ -72,7 +72,7 @@ private:
     bool sleep_for(std::chrono::nanoseconds d);  // false: stopping
 
     HostAccess host_;
-    ControllerOptions options_;
+    AgentThreadOptions options_;
     std::mutex mutex_;
     std::condition_variable cv_;
     bool stopping_ = false;
@@ -80,4 +80,4 @@ private:
     std::thread thread_;
 };
 
-}  // namespace vireo::controller
+}  // namespace vireo::agent_runner

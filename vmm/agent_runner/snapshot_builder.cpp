@@ -1,4 +1,4 @@
-#include "vmm/controller/snapshot_builder.h"
+#include "vmm/agent_runner/snapshot_builder.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -15,7 +15,7 @@
 #include "vmm/log.h"
 #include "vmm/wall_time.h"
 
-namespace vireo::controller {
+namespace vireo::agent_runner {
 
 namespace {
 
@@ -251,4 +251,4 @@ agent::Snapshot SnapshotBuilder::complete(HostPart part) {
     return s;
 }
 
-}  // namespace vireo::controller
+}  // namespace vireo::agent_runner

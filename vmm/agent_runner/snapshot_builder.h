@@ -38,7 +38,7 @@ namespace vireo {
 class Guest;
 class GuestActuator;
 
-namespace controller {
+namespace agent_runner {
 
 // What the loop thread hands over: the snapshot without the host's kernel
 // figures, and the vCPU threads to read.
@@ -92,5 +92,5 @@ private:
     std::map<pid_t, ThreadBase> threads_;
 };
 
-}  // namespace controller
+}  // namespace agent_runner
 }  // namespace vireo

@@ -1,4 +1,4 @@
-#include "vmm/stop_controller.h"
+#include "vmm/stop_latch.h"
 
 #include <sys/eventfd.h>
 
@@ -7,9 +7,9 @@
 
 namespace vireo {
 
-StopController::StopController() : eventfd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+StopLatch::StopLatch() : eventfd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
-void StopController::request_stop(StopRequest request) {
+void StopLatch::request_stop(StopRequest request) {
     if (request.at == std::chrono::steady_clock::time_point{}) request.at = std::chrono::steady_clock::now();
     {
         std::lock_guard lock(mutex_);
@@ -27,12 +27,12 @@ void StopController::request_stop(StopRequest request) {
     (void)ignored;
 }
 
-bool StopController::wait_for_stop(std::chrono::nanoseconds timeout) {
+bool StopLatch::wait_for_stop(std::chrono::nanoseconds timeout) {
     std::unique_lock lock(mutex_);
     return cv_.wait_for(lock, timeout, [&] { return request_.has_value(); });
 }
 
-std::optional<StopRequest> StopController::request() const {
+std::optional<StopRequest> StopLatch::request() const {
     std::lock_guard lock(mutex_);
     return request_;
 }

@@ -1,6 +1,6 @@
-// The StopSink of one guest: remembers the first stop request, wakes
-// whoever waits for it (the main loop through an eventfd, idling vCPUs
-// through a condition variable).
+// The StopSink of one guest, a latch: the first stop request wins and is
+// kept (later ones are only logged); it wakes whoever waits for it (the
+// main loop through an eventfd, idling vCPUs through a condition variable).
 #pragma once
 
 #include <atomic>
@@ -13,9 +13,9 @@
 
 namespace vireo {
 
-class StopController final : public StopSink {
+class StopLatch final : public StopSink {
 public:
-    StopController();
+    StopLatch();
     void request_stop(StopRequest request) override;
     bool wait_for_stop(std::chrono::nanoseconds timeout) override;
     bool stop_requested() const override { return stopped_.load(std::memory_order_acquire); }
