@@ -11,11 +11,16 @@
 
 namespace vireo {
 
+// "name, cpus, mem": the choices an error lists.
+inline std::string join_names(std::span<const std::string_view> names) {
+    std::string list;
+    for (auto n : names) list += (list.empty() ? "" : ", ") + std::string(n);
+    return list;
+}
+
 // "unknown key 'cpu' (known: name, cpus, mem)"
 inline std::string unknown_key_message(std::string_view key, std::span<const std::string_view> known) {
-    std::string list;
-    for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-    return "unknown key '" + std::string(key) + "' (known: " + list + ")";
+    return "unknown key '" + std::string(key) + "' (known: " + join_names(known) + ")";
 }
 
 // The first key of the JSON object `obj` (an nlohmann::json object) that

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "vireo/strict_keys.h"
 #include "vmm/cli.h"
 #include "vmm/control/request_table.h"
 #include "vmm/cpu_list.h"
@@ -46,9 +47,8 @@ std::expected<std::vector<std::string>, std::string> string_list(const json& v, 
         if (!item.is_string()) return std::unexpected(fmt::format("'{}' must be an array of strings", key));
         auto s = item.get<std::string>();
         if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), s) == allowed.end()) {
-            std::string list;
-            for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-            return std::unexpected(fmt::format("'{}': '{}' is not one of {}", key, s.size() > 64 ? s.substr(0, 64) + "..." : s, list));
+            return std::unexpected(
+                fmt::format("'{}': '{}' is not one of {}", key, s.size() > 64 ? s.substr(0, 64) + "..." : s, join_names(allowed)));
         }
         if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(std::move(s));
     }
