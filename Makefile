@@ -51,7 +51,8 @@ obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
 VMM_OBJS   := $(call obj,$(VMM_SRCS))
 BPF_OBJS   := $(call obj,$(BPF_SRCS))
 AGENT_OBJS := $(call obj,$(AGENT_SRCS))
-BPF_SKELS  := $(patsubst bpf/%.bpf.c,$(BUILD)/gen/bpf/%.skel.h,$(BPF_PROGS))
+BPF_PARTS  := $(patsubst bpf/%.bpf.c,$(BUILD)/gen/bpf/parts/%.bpf.o,$(BPF_PROGS))
+BPF_SKELS  := $(BUILD)/gen/bpf/vireo.skel.h
 TOOLS      := $(patsubst tools/%.cpp,$(BUILD)/%,$(TOOL_SRCS))
 
 .PHONY: all setup test test-unit test-kvm test-qemu bench fuzz asan demo format clean install help
@@ -95,10 +96,18 @@ $(BUILD)/gen/vmlinux.h:
 	@mkdir -p $(dir $@)
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/gen/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/gen/vmlinux.h $(wildcard bpf/*.h include/vireo/*.h)
+# One BPF object per probe (bpf/<probe>.bpf.c) plus vireo.bpf.c with what
+# they share; linked into one object so the shared map and process id exist
+# once, and the loader has one skeleton.
+$(BUILD)/gen/bpf/parts/%.bpf.o: bpf/%.bpf.c $(BUILD)/gen/vmlinux.h $(wildcard bpf/*.h include/vireo/*.h)
 	@mkdir -p $(dir $@)
 	clang -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/gen -Iinclude -Ibpf -c $< -o $@
 	llvm-strip -g $@  # -g is for .BTF (kept); the DWARF would add ~600 KiB to vireo via the skeleton
+
+# The definitions first: libbpf's linker (1.1) resolves a probe's extern map
+# only against a definition it has already read.
+$(BUILD)/gen/bpf/vireo.bpf.o: $(BUILD)/gen/bpf/parts/vireo.bpf.o $(filter-out %/parts/vireo.bpf.o,$(BPF_PARTS))
+	bpftool gen object $@ $^
 
 $(BUILD)/gen/bpf/%.skel.h: $(BUILD)/gen/bpf/%.bpf.o
 	bpftool gen skeleton $< > $@.tmp && mv $@.tmp $@

@@ -1,4 +1,4 @@
-/* What the BPF programs (vireo.bpf.c) and their C++ loader (probe_set.cpp)
+/* What the BPF programs (bpf/<probe>.bpf.c) and their C++ loader (probe_set.cpp
  * share: map keys and values, and the user_data contract with the
  * virtio-blk I/O thread. Plain C: compiled for -target bpf (after vmlinux.h,
  * which provides the __u64 types) and for the host. */

@@ -16,15 +16,11 @@
 #include <vector>
 
 #include "bpf/probe_abi.h"
+#include "bpf/probe_parts.h"
 #include "bpf/vireo.skel.h"
 #include "vmm/log.h"
 
 namespace vireo {
-
-static_assert(sizeof(vireo_vcpu_time) % 8 == 0 && sizeof(vireo_kexit_totals) % 8 == 0 &&
-                  sizeof(vireo_kexit_by_reason) % 8 == 0 && sizeof(vireo_runq) % 8 == 0 &&
-                  sizeof(vireo_blk_stats) % 8 == 0,
-              "per-CPU values are summed as arrays of u64");
 
 namespace {
 
@@ -42,7 +38,7 @@ int libbpf_to_log(libbpf_print_level, const char* format, va_list args) {
     return 0;
 }
 
-// The program's probe, from its name prefix in vireo.bpf.c.
+// The program's probe, from its name prefix (vt_ in vcpu_time.bpf.c, ...).
 std::optional<Probe> probe_of(const bpf_program* prog) {
     std::string_view name = bpf_program__name(prog);
     if (name.starts_with("vt_")) return Probe::VcpuTime;
@@ -109,40 +105,11 @@ private:
     bool btf_failed_ = false;
 };
 
-int possible_cpus() {
-    static const int n = libbpf_num_possible_cpus();
-    return n > 0 ? n : 1;
-}
-
-// Reads one entry of a per-CPU array and sums the CPUs' copies, u64 by u64.
-// Through a u64 buffer and memcpy: the records' fields are __u64 (unsigned
-// long long), so summing through a uint64_t* would break strict aliasing.
-template <typename T>
-bool read_percpu(const bpf_map* map, uint32_t key, T& out, std::vector<T>* copies = nullptr) {
-    constexpr size_t kWords = sizeof(T) / 8;
-    const size_t cpus = size_t(possible_cpus());
-    std::vector<uint64_t> raw(cpus * kWords);
-    if (bpf_map__lookup_elem(map, &key, sizeof key, raw.data(), raw.size() * 8, 0) != 0) return false;
-    std::vector<uint64_t> sum(kWords, 0);
-    for (size_t c = 0; c < cpus; ++c)
-        for (size_t i = 0; i < kWords; ++i) sum[i] += raw[c * kWords + i];
-    std::memcpy(&out, sum.data(), sizeof out);
-    if (copies) {
-        copies->resize(cpus);
-        for (size_t c = 0; c < cpus; ++c) std::memcpy(&(*copies)[c], &raw[c * kWords], sizeof(T));
-    }
-    return true;
-}
-
-void add_hist(vireo_hist& out, const __u64 (&in)[VIREO_HIST_BUCKETS]) {
-    for (unsigned i = 0; i < VIREO_HIST_BUCKETS; ++i) out.bucket[i] += in[i];
-}
-
 }  // namespace
 
 std::string_view probe_name(Probe probe) { return kProbeNames[unsigned(probe)]; }
 
-// One loaded copy of vireo.bpf.c with the programs of some probes. Normally
+// One loaded copy of the probes' object (vireo.bpf.o) with the programs of some probes. Normally
 // one instance holds every probe; if that fails to load, each probe gets its
 // own so one probe the kernel rejects does not take the others down.
 struct ProbeSet::Instance {
@@ -221,15 +188,12 @@ void ProbeSet::load(const ProbeOptions& options) {
         auto* s = inst->skel;
         s->rodata->vireo_tgid = uint32_t(::getpid());
         // Maps of probes this instance does not run shrink to one entry.
-        auto size = [&](bpf_map* map, Probe p, uint32_t n) {
-            bpf_map__set_max_entries(map, (mask & (1u << unsigned(p))) ? n : 1);
-        };
+        auto runs = [&](Probe p) { return (mask & (1u << unsigned(p))) != 0; };
         const uint32_t v = options_.vcpus;
-        size(s->maps.vcpu_time, Probe::VcpuTime, v);
-        size(s->maps.kexit_totals, Probe::KernelExits, v);
-        size(s->maps.kexit_reasons, Probe::KernelExits, v * VIREO_KEXIT_SLOTS);
-        size(s->maps.runq, Probe::RunQueue, v);
-        size(s->maps.blk_inflight, Probe::Blk, std::max(1u, options_.blk_inflight));
+        probe_parts::size_vcpu_time(*s, runs(Probe::VcpuTime), v);
+        probe_parts::size_kernel_exits(*s, runs(Probe::KernelExits), v);
+        probe_parts::size_runqueue(*s, runs(Probe::RunQueue), v);
+        probe_parts::size_blk(*s, runs(Probe::Blk), options_.blk_inflight);
 
         bpf_program* prog;
         bpf_object__for_each_program(prog, s->obj) {
@@ -373,23 +337,13 @@ void ProbeSet::remove_thread(pid_t tid) {
         if (inst) bpf_map__delete_elem(inst->skel->maps.vireo_threads, &key, sizeof key, 0);
 }
 
-namespace {
-// Zeroes every entry of an array map (per-CPU or not).
-void zero_array(bpf_map* map) {
-    if (!map) return;
-    size_t value = (bpf_map__value_size(map) + 7) / 8 * 8;
-    bool percpu = bpf_map__type(map) == BPF_MAP_TYPE_PERCPU_ARRAY;
-    std::vector<uint8_t> zeros(value * (percpu ? size_t(possible_cpus()) : 1), 0);
-    for (uint32_t key = 0; key < bpf_map__max_entries(map); ++key)
-        bpf_map__update_elem(map, &key, sizeof key, zeros.data(), zeros.size(), BPF_ANY);
-}
-}  // namespace
-
 void ProbeSet::reset_counters() {
     for (auto& inst : instances_) {
         if (!inst) continue;
-        auto& maps = inst->skel->maps;
-        for (bpf_map* m : {maps.vcpu_time, maps.kexit_totals, maps.kexit_reasons, maps.runq, maps.blk_stats}) zero_array(m);
+        probe_parts::zero_vcpu_time(*inst->skel);
+        probe_parts::zero_kernel_exits(*inst->skel);
+        probe_parts::zero_runqueue(*inst->skel);
+        probe_parts::zero_blk(*inst->skel);
     }
 }
 
@@ -400,95 +354,20 @@ std::expected<void, std::string> ProbeSet::add_blk_device(unsigned device, uint6
                                            options_.blk_devices));
     Instance* inst = instance_of(Probe::Blk);
     if (!inst) return {};
-    auto* maps = &inst->skel->maps;
-    uint32_t dev = device;
-    auto fail = [&](const char* what) {
-        return std::unexpected(
-            fmt::format("probes: registering blk device {} ({}): {}", device, what, std::strerror(errno)));
-    };
-    if (bpf_map__update_elem(maps->blk_notify, &notify_gpa, sizeof notify_gpa, &dev, sizeof dev, BPF_ANY) != 0)
-        return fail("notify address");
-    // The device state is large (its completion ring); only has_irq is set.
-    auto state = std::make_unique<vireo_blk_device>();
-    std::memset(state.get(), 0, sizeof *state);
-    state->has_irq = gsi.has_value();
-    if (bpf_map__update_elem(maps->blk_devices, &dev, sizeof dev, state.get(), sizeof *state, BPF_ANY) != 0)
-        return fail("state");
-    if (gsi) {
-        uint32_t g = *gsi;
-        if (bpf_map__update_elem(maps->blk_irq, &g, sizeof g, &dev, sizeof dev, BPF_ANY) != 0) return fail("GSI");
-    }
-    return {};
+    return probe_parts::add_blk_device(*inst->skel, device, notify_gpa, gsi);
 }
 
 void ProbeSet::read_vcpu(unsigned slot, vireo_vcpu_telemetry& out) const {
     if (slot >= options_.vcpus) return;
-    if (Instance* inst = instance_of(Probe::VcpuTime)) {
-        vireo_vcpu_time t;
-        if (read_percpu(inst->skel->maps.vcpu_time, slot, t)) {
-            out.sources |= VIREO_TELEMETRY_VCPU_TIME;
-            out.runs += t.runs;
-            out.in_kvm_run_ns += t.in_run_ns;
-            add_hist(out.kvm_run_hist, t.run_hist);
-            for (unsigned i = 0; i < VIREO_UEXIT_REASONS; ++i) {
-                out.uexits[i] += t.uexits[i];
-                out.uexit_ns[i] += t.uexit_ns[i];
-            }
-            add_hist(out.uexit_hist, t.uexit_hist);
-            out.interrupted_runs += t.interrupted;
-            out.interrupted_ns += t.interrupted_ns;
-        }
-    }
-    if (Instance* inst = instance_of(Probe::KernelExits)) {
-        vireo_kexit_totals t;
-        std::vector<vireo_kexit_totals> copies;
-        if (read_percpu(inst->skel->maps.kexit_totals, slot, t, &copies)) {
-            out.sources |= VIREO_TELEMETRY_KERNEL_EXITS;
-            out.kexits += t.exits;
-            out.kexit_ns += t.ns;
-            add_hist(out.kexit_hist, t.hist);
-            for (const auto& c : copies) out.kexit_isa = std::max<uint32_t>(out.kexit_isa, uint32_t(c.isa));
-            if (t.exits) {
-                for (unsigned r = 0; r < VIREO_KEXIT_SLOTS; ++r) {
-                    vireo_kexit_by_reason kr;
-                    if (!read_percpu(inst->skel->maps.kexit_reasons, slot * VIREO_KEXIT_SLOTS + r, kr)) break;
-                    out.kexit_count[r] += kr.count;
-                    out.kexit_slot_ns[r] += kr.ns;
-                }
-            }
-        }
-    }
-    if (Instance* inst = instance_of(Probe::RunQueue)) {
-        vireo_runq q;
-        if (read_percpu(inst->skel->maps.runq, slot, q)) {
-            out.sources |= VIREO_TELEMETRY_RUNQUEUE;
-            out.runq_waits += q.waits;
-            out.runq_wait_ns += q.wait_ns;
-            add_hist(out.runq_hist, q.hist);
-        }
-    }
+    if (Instance* inst = instance_of(Probe::VcpuTime)) probe_parts::read_vcpu_time(*inst->skel, slot, out);
+    if (Instance* inst = instance_of(Probe::KernelExits)) probe_parts::read_kernel_exits(*inst->skel, slot, out);
+    if (Instance* inst = instance_of(Probe::RunQueue)) probe_parts::read_runqueue(*inst->skel, slot, out);
 }
 
 void ProbeSet::read_blk(unsigned device, vireo_blk_telemetry& out) const {
     Instance* inst = instance_of(Probe::Blk);
     if (!inst || device >= options_.blk_devices) return;
-    vireo_blk_stats s;
-    if (!read_percpu(inst->skel->maps.blk_stats, device, s)) return;
-    out.device = device;
-    out.sources |= VIREO_TELEMETRY_BLK;
-    out.submitted += s.submitted;
-    out.completed += s.completed;
-    out.failed += s.failed;
-    out.no_notify += s.no_notify;
-    out.interrupted += s.interrupted;
-    out.uninterrupted += s.uninterrupted;
-    out.lost += s.lost;
-    out.notify_to_submit_ns += s.stage_ns[VIREO_BLK_STAGE_NOTIFY];
-    out.submit_to_complete_ns += s.stage_ns[VIREO_BLK_STAGE_IO];
-    out.complete_to_irq_ns += s.stage_ns[VIREO_BLK_STAGE_IRQ];
-    add_hist(out.notify_to_submit_hist, s.hist[VIREO_BLK_STAGE_NOTIFY]);
-    add_hist(out.submit_to_complete_hist, s.hist[VIREO_BLK_STAGE_IO]);
-    add_hist(out.complete_to_irq_hist, s.hist[VIREO_BLK_STAGE_IRQ]);
+    probe_parts::read_blk(*inst->skel, device, out);
 }
 
 ProbeSet::Cost ProbeSet::cost() const {

@@ -1,6 +1,7 @@
-// The loader of vireo's eBPF probes (vireo.bpf.c): loads and attaches what
-// this kernel supports, one probe at a time, and turns the maps into
-// telemetry records (include/vireo/telemetry.h).
+// The loader of vireo's eBPF probes (one bpf/<probe>.bpf.c each, linked
+// into one object; each probe's map handling in bpf/<probe>.cpp): loads and
+// attaches what this kernel supports, one probe at a time, and turns the
+// maps into telemetry records (include/vireo/telemetry.h).
 //
 // Without BPF rights, BTF or tracefs vireo runs on: the probes that cannot
 // run are off, and start() says so once, in one line.
