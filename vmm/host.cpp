@@ -14,7 +14,7 @@
 #include "vmm/control/request_handler.h"
 #include "vmm/control/socket_path.h"
 #include "vmm/agent_runner/agent_thread.h"
-#include "vmm/agent_runner/snapshot_builder.h"
+#include "vmm/agent_runner/host_gather.h"
 #include "vmm/log.h"
 #include "vmm/metrics/host_metrics.h"
 #include "vmm/metrics/metrics_listener.h"
@@ -195,6 +195,31 @@ Guest* Host::find(std::string_view name) {
     for (auto& g : guests_)
         if (g->name() == name) return g.get();
     return nullptr;
+}
+
+EndpointStats Host::endpoint_stats() const {
+    EndpointStats out;
+    if (control_) {
+        const auto& st = control_->stats();
+        EndpointStats::Control c{.path = control_->path(),
+                                 .clients = control_->client_count(),
+                                 .accepted = st.accepted,
+                                 .lines = st.lines,
+                                 .refused_peers = st.refused_peers,
+                                 .refused_full = st.refused_full,
+                                 .oversize = st.oversize,
+                                 .dropped_slow = st.dropped_slow};
+        if (handler_) {
+            c.requests = handler_->requests();
+            c.errors.insert(handler_->errors().begin(), handler_->errors().end());
+        }
+        out.control = std::move(c);
+    }
+    if (metrics_)
+        out.metrics = EndpointStats::Metrics{.address = metrics_->address(),
+                                             .scrapes = metrics_->stats().scrapes,
+                                             .refused = metrics_->stats().refused + metrics_->stats().bad};
+    return out;
 }
 
 void Host::on_state_change(Guest& g, GuestState from, GuestState to, const std::string& why) {

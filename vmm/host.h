@@ -34,6 +34,7 @@
 #include "vmm/event_loop.h"
 #include "vmm/guest.h"
 #include "vmm/guest_config.h"
+#include "vmm/host_view.h"
 #include "vmm/machine.h"
 #include "vmm/supervisor/supervisor.h"
 
@@ -47,7 +48,7 @@ namespace agent_runner {
 class AgentThread;
 }
 
-class Host final : public GuestRegistry {
+class Host final : public GuestRegistry, public HostView {
 public:
     // Checks everything (pinning against this host's CPUs, the control
     // path, the metrics address), builds every guest, then starts them all:
@@ -59,31 +60,27 @@ public:
     // guest has stopped); returns the process exit status.
     int run();
 
-    // The actuator: every change goes through it. Control thread only,
-    // except its submit().
-    GuestActuator& actuator() { return *actuator_; }
-    const GuestActuator& actuator() const { return *actuator_; }
-    // The restart supervisor's state of each guest (back-off, hang, history).
-    const Supervisor& supervisor() const { return *supervisor_; }
+    // HostView: the actuator (every change goes through it; control
+    // thread only, except its submit()), the supervisor's restart state of
+    // each guest, and what the request handler and the metrics read.
+    GuestActuator& actuator() override { return *actuator_; }
+    const GuestActuator& actuator() const override { return *actuator_; }
+    const Supervisor& supervisor() const override { return *supervisor_; }
+    const std::vector<std::unique_ptr<Guest>>& guests() const override { return guests_; }
+    EventBus& bus() override { return bus_; }
+    const EventBus& bus() const override { return bus_; }
+    std::string_view name() const override { return config_.name; }
+    std::chrono::steady_clock::time_point started() const override { return started_; }
+    const CpuList& allowed_cpus() const override { return allowed_; }
+    EndpointStats endpoint_stats() const override;
 
-    // GuestRegistry: what the actuator asks of the guests' owner.
+    // GuestRegistry (what the actuator asks of the guests' owner) and
+    // HostView: a guest by name.
     Guest* find(std::string_view name) override;
     std::expected<void, Error> shutdown(ActuatedGuest& g, std::chrono::milliseconds timeout) override;
     std::expected<void, Error> poweroff(ActuatedGuest& g, const Origin& o) override;
     std::expected<void, Error> restart(ActuatedGuest& g, const Origin& o) override;
     void resumed(ActuatedGuest& g) override;
-
-    // --- read access for the request handler and the metrics ----------
-    const std::vector<std::unique_ptr<Guest>>& guests() const { return guests_; }
-    EventBus& bus() { return bus_; }
-    const EventBus& bus() const { return bus_; }
-    const control::ControlServer* control_server() const { return control_.get(); }
-    const MetricsListener* metrics_listener() const { return metrics_.get(); }
-    const control::RequestHandler* request_handler() const { return handler_.get(); }
-    EventLoop& loop() { return *loop_; }
-    const HostConfig& config() const { return config_; }
-    std::chrono::steady_clock::time_point started() const { return started_; }
-    const CpuList& allowed_cpus() const { return allowed_; }
 
 private:
     explicit Host(HostConfig config);

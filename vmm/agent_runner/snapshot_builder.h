@@ -2,9 +2,10 @@
 // gathered in two halves on two threads:
 //
 //   on the host's loop thread (the only one that may read guests, pinning,
-//   balloon targets, overrides, mode and limits): gather_from_host() copies
-//   them, with each vCPU's thread id, its eBPF run-queue counters and the
-//   balloon device's actual size, stats and deflate-on-OOM count;
+//   balloon targets, overrides, mode and limits): gather_from_host()
+//   (host_gather.h) copies them, with each vCPU's thread id, its eBPF
+//   run-queue counters and the balloon device's actual size, stats and
+//   deflate-on-OOM count;
 //
 //   on the controller thread: SnapshotBuilder::complete() adds what the
 //   kernel says -- per-CPU busy time (/proc/stat), MemTotal/MemAvailable
@@ -28,15 +29,10 @@
 #include <string_view>
 #include <vector>
 
-#include <memory>
-
 #include "agent/snapshot.h"
 #include "vmm/cpu_list.h"
 
 namespace vireo {
-
-class Guest;
-class GuestActuator;
 
 namespace agent_runner {
 
@@ -50,11 +46,6 @@ struct HostPart {
     // the eBPF run-queue probe counted its waits.
     std::vector<std::vector<bool>> bpf_runq;
 };
-
-// Loop thread only: the guests, and the actuator's mode, limits and
-// overrides; `allowed`: the host CPUs this process may use.
-HostPart gather_from_host(const GuestActuator& actuator, const std::vector<std::unique_ptr<Guest>>& guests,
-                          const CpuList& allowed);
 
 // --- parsers (pure) ---------------------------------------------------
 struct SchedStat {

@@ -9,8 +9,7 @@
 #include "vireo/version.h"
 #include "vmm/control/action_json.h"
 #include "vmm/control/guest_json.h"
-#include "vmm/host.h"
-#include "vmm/metrics/metrics_listener.h"
+#include "vmm/host_view.h"
 #include "vmm/overloaded.h"
 
 namespace vireo::control {
@@ -121,16 +120,15 @@ std::expected<json, Error> RequestHandler::handle(const Request& r, const PeerCr
     return std::visit(
         overloaded{
             [&](const req::Info&) -> std::expected<json, Error> {
-                const auto* m = host_.metrics_listener();
-                const auto* s = host_.control_server();
+                EndpointStats ends = host_.endpoint_stats();
                 auto online = online_cpus();
                 return json{{"version", VIREO_VERSION},
                             {"pid", ::getpid()},
-                            {"name", host_.config().name},
+                            {"name", std::string(host_.name())},
                             {"uptime_s", seconds_since(host_.started())},
                             {"guests", host_.guests().size()},
-                            {"control", s ? json(s->path()) : json()},
-                            {"metrics", m ? json(fmt::format("http://{}/metrics", m->address())) : json()},
+                            {"control", ends.control ? json(ends.control->path) : json()},
+                            {"metrics", ends.metrics ? json(fmt::format("http://{}/metrics", ends.metrics->address)) : json()},
                             {"controller", std::string(to_string(host_.actuator().controller_mode()))},
                             {"host_cpus",
                              {{"online", online ? format_cpu_list(*online) : std::string()},

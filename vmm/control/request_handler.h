@@ -16,14 +16,14 @@
 #include "vmm/event_bus.h"
 
 namespace vireo {
-class Host;
+class HostView;
 }
 
 namespace vireo::control {
 
 class RequestHandler {
 public:
-    explicit RequestHandler(Host& host) : host_(host) {}
+    explicit RequestHandler(HostView& host) : host_(host) {}
     ~RequestHandler();
     void attach(ControlServer& server) { server_ = &server; }
 
@@ -51,7 +51,7 @@ private:
     std::expected<nlohmann::json, Error> subscribe(const Request& r, const PeerCred& peer, ControlServer::ClientId client);
     void unsubscribe(ControlServer::ClientId client);
 
-    Host& host_;
+    HostView& host_;
     ControlServer* server_ = nullptr;
     std::unordered_map<ControlServer::ClientId, Subscription> subs_;
     uint64_t dropped_subscribers_ = 0;

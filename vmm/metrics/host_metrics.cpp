@@ -6,12 +6,10 @@
 
 #include "bpf/telemetry_report.h"
 #include "vireo/version.h"
-#include "vmm/control/request_handler.h"
 #include "vmm/devices/virtio/balloon/balloon.h"
 #include "vmm/devices/virtio/blk/blk.h"
-#include "vmm/host.h"
+#include "vmm/host_view.h"
 #include "vmm/metrics/exposition.h"
-#include "vmm/metrics/metrics_listener.h"
 #include "vmm/security/limits.h"
 #include "vmm/thread_stat.h"
 
@@ -166,7 +164,7 @@ void guest_metrics(Exposition& x, Guest& g, const Supervision& sup) {
 
 }  // namespace
 
-std::string render_metrics(Host& host) {
+std::string render_metrics(const HostView& host) {
     Exposition x;
     x.gauge("vireo_info", "vireo's version", {{"version", VIREO_VERSION}}, 1);
     x.gauge("vireo_uptime_seconds", "time since vireo started", {},
@@ -187,30 +185,27 @@ std::string render_metrics(Host& host) {
     x.counter("vireo_decisions_evicted_total", "decision-log records evicted from the ring", {}, double(host.actuator().decisions().evicted()));
     x.counter("vireo_events_total", "events published on the event bus", {}, double(host.bus().published()));
 
-    if (const auto* s = host.control_server()) {
-        const auto& st = s->stats();
-        x.gauge("vireo_control_clients", "connected control-socket clients", {}, double(s->client_count()));
-        x.counter("vireo_control_connections_total", "control-socket connections accepted", {}, double(st.accepted));
-        x.counter("vireo_control_lines_total", "control-socket lines read", {}, double(st.lines));
+    EndpointStats ends = host.endpoint_stats();
+    if (const auto& c = ends.control) {
+        x.gauge("vireo_control_clients", "connected control-socket clients", {}, double(c->clients));
+        x.counter("vireo_control_connections_total", "control-socket connections accepted", {}, double(c->accepted));
+        x.counter("vireo_control_lines_total", "control-socket lines read", {}, double(c->lines));
         x.counter("vireo_control_refused_total", "control-socket connections refused or cut", {{"reason", "peer_uid"}},
-                  double(st.refused_peers));
+                  double(c->refused_peers));
         x.counter("vireo_control_refused_total", "control-socket connections refused or cut", {{"reason", "full"}},
-                  double(st.refused_full));
+                  double(c->refused_full));
         x.counter("vireo_control_refused_total", "control-socket connections refused or cut", {{"reason", "too_large"}},
-                  double(st.oversize));
+                  double(c->oversize));
         x.counter("vireo_control_dropped_subscribers_total", "event subscribers dropped for not reading", {},
-                  double(st.dropped_slow));
-    }
-    if (const auto* h = host.request_handler()) {
-        x.counter("vireo_control_requests_total", "control requests answered", {}, double(h->requests()));
-        std::map<std::string, uint64_t> sorted(h->errors().begin(), h->errors().end());
-        for (const auto& [code, n] : sorted)
+                  double(c->dropped_slow));
+        x.counter("vireo_control_requests_total", "control requests answered", {}, double(c->requests));
+        for (const auto& [code, n] : c->errors)
             x.counter("vireo_control_errors_total", "control requests answered with an error, by code", {{"code", code}}, double(n));
     }
-    if (const auto* m = host.metrics_listener()) {
-        x.counter("vireo_metrics_scrapes_total", "metrics scrapes served", {}, double(m->stats().scrapes + 1));
+    if (const auto& m = ends.metrics) {
+        x.counter("vireo_metrics_scrapes_total", "metrics scrapes served", {}, double(m->scrapes + 1));
         x.counter("vireo_metrics_refused_total", "metrics connections refused (limit) or bad requests", {},
-                  double(m->stats().refused + m->stats().bad));
+                  double(m->refused));
     }
     return x.text();
 }

@@ -7,7 +7,7 @@
 
 namespace vireo {
 
-class Host;
-std::string render_metrics(Host& host);
+class HostView;
+std::string render_metrics(const HostView& host);
 
 }  // namespace vireo
