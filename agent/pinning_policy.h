@@ -83,6 +83,11 @@ struct PinningSearchStats {
     size_t pair_moves = 0;  // pair moves taken (fallback)
 };
 
+namespace pinning {  // the search (agent/pinning_search.h)
+struct Item;
+struct Plan;
+}  // namespace pinning
+
 class PinningPolicy final : public Policy {
 public:
     explicit PinningPolicy(PinningPolicyParams params = {});
@@ -96,6 +101,10 @@ public:
     const PinningSearchStats& last_search() const { return stats_; }
 
 private:
+    std::vector<pinning::Item> collect(const Features& f, const PolicyScope& scope, double now_s);
+    Proposal explain(const Features& f, const pinning::Item& from, const pinning::Item& to, size_t item,
+                     const pinning::Plan& plan) const;
+
     struct VcpuState {
         WaitModel model;
         double last_move_s = -1e18;
