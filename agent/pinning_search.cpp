@@ -86,11 +86,6 @@ public:
         add(it, +1);
         for (int s : it.slots) by_slot_[size_t(s)].push_back(i);
     }
-    double total_cost() const {
-        double c = 0;
-        for (const auto& it : items_) c += cost(it);
-        return c;
-    }
     const std::vector<double>& load() const { return load_; }
 
 private:

@@ -109,9 +109,10 @@ private:
 
 std::string_view probe_name(Probe probe) { return kProbeNames[unsigned(probe)]; }
 
-// One loaded copy of the probes' object (vireo.bpf.o) with the programs of some probes. Normally
-// one instance holds every probe; if that fails to load, each probe gets its
-// own so one probe the kernel rejects does not take the others down.
+// One loaded copy of the probes' object (vireo.bpf.o) with the programs of
+// some probes. Normally one instance holds every probe; if that fails to
+// load, each probe gets its own so one probe the kernel rejects does not
+// take the others down.
 struct ProbeSet::Instance {
     vireo_bpf* skel = nullptr;
     std::vector<std::pair<Probe, bpf_link*>> links;

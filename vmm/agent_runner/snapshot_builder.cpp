@@ -10,7 +10,6 @@
 #include <fmt/format.h>
 
 #include "vmm/log.h"
-#include "vmm/wall_time.h"
 
 namespace vireo::agent_runner {
 

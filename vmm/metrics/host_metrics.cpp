@@ -1,7 +1,5 @@
 #include "vmm/metrics/host_metrics.h"
 
-#include <map>
-
 #include <fmt/format.h>
 
 #include "bpf/telemetry_report.h"
