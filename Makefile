@@ -119,9 +119,13 @@ $(BUILD)/gen/bpf/%.skel.h: $(BUILD)/gen/bpf/%.bpf.o
 $(BUILD)/vireo: $(BUILD)/obj/vmm/main.o $(BUILD)/libvmm.a $(if $(AGENT_OBJS),$(BUILD)/libagent.a)
 	$(CXX) $(LDFLAGS) -static -o $@ $^ $(FMT_LIB) -luring -lbpf -lelf -lz -llzma -lseccomp
 
-# libagent.a for vireoctl record's trace writer (agent/trace.h; never TBB: nothing pulls tbb_executor.o).
-$(BUILD)/%: $(BUILD)/obj/tools/%.o $(BUILD)/libvmm.a $(if $(AGENT_OBJS),$(BUILD)/libagent.a)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(VMM_LIBS)
+# vireoctl takes from libvmm.a only the client side (socket path, request
+# table, config parsing, snapshot building) and from libagent.a the trace
+# writer (agent/trace.h; never TBB: nothing pulls tbb_executor.o). It is
+# linked without libbpf, liburing and libseccomp: a link that needed them
+# fails here, so the tool cannot grow a dependency on the VMM's internals.
+$(BUILD)/vireoctl: $(BUILD)/obj/tools/vireoctl.o $(BUILD)/libvmm.a $(if $(AGENT_OBJS),$(BUILD)/libagent.a)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(FMT_LIB)
 
 # replay runs the agent's policies in parallel on TBB (agent/tbb_executor.h); never linked into vireo.
 $(BUILD)/replay: $(BUILD)/obj/tools/replay.o $(BUILD)/libagent.a

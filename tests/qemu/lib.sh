@@ -36,6 +36,7 @@ skip() {
 #   BOOT_US     vireo's boot_complete_us from its log (empty if not logged)
 RUN_NO=0
 INIT_LINE="vireo-init: boot complete"
+RUN_DEADLINE=/tmp/vireo-l1/run-deadline
 
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
@@ -65,6 +66,9 @@ run_vmm() {
     : >"$base.stamp"
     local start
     start=$(now_us)
+    # For the runner's heartbeat: a run still going 30 s after its timeout
+    # sent SIGKILL is stuck in L1's kernel (see l1-runner).
+    echo "$((EPOCHSECONDS + tmo + 35)) $tmo $JOB" >"$RUN_DEADLINE"
     if [[ -n $show ]]; then
         timeout -k 5 "$tmo" "$@" </dev/null 2> >(tee "$LOG" >/dev/console) |
             stamp_console "$base.stamp" "$start" tty >"$CONSOLE"
@@ -74,6 +78,7 @@ run_vmm() {
         timeout -k 5 "$tmo" "$@" </dev/null 2>"$LOG" | stamp_console "$base.stamp" "$start" >"$CONSOLE"
         STATUS=${PIPESTATUS[0]}
     fi
+    rm -f "$RUN_DEADLINE"
     ELAPSED_MS=$((($(now_us) - start) / 1000))
     local us
     us=$(<"$base.stamp")
