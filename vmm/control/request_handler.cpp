@@ -111,6 +111,166 @@ std::expected<json, Error> RequestHandler::act(const Request& r, const PeerCred&
     return j;
 }
 
+std::expected<json, Error> RequestHandler::info() {
+    EndpointStats ends = host_.endpoint_stats();
+    auto online = online_cpus();
+    return json{{"version", VIREO_VERSION},
+                {"pid", ::getpid()},
+                {"name", std::string(host_.name())},
+                {"uptime_s", seconds_since(host_.started())},
+                {"guests", host_.guests().size()},
+                {"control", ends.control ? json(ends.control->path) : json()},
+                {"metrics", ends.metrics ? json(fmt::format("http://{}/metrics", ends.metrics->address)) : json()},
+                {"controller", std::string(to_string(host_.actuator().controller_mode()))},
+                {"host_cpus",
+                 {{"online", online ? format_cpu_list(*online) : std::string()},
+                  {"allowed", format_cpu_list(host_.allowed_cpus())}}},
+                {"events_next_seq", host_.bus().next_seq()},
+                {"decisions_next_seq", host_.actuator().decisions().next_seq()},
+                {"requests", json{{"names", request_names()}}}};
+}
+
+std::expected<json, Error> RequestHandler::list() {
+    json a = json::array();
+    for (const auto& guest : host_.guests()) a.push_back(guest_summary_json(*guest, *host_.supervisor().find(guest->name())));
+    return json{{"guests", std::move(a)}};
+}
+
+std::expected<json, Error> RequestHandler::guest_action(const Request& r, const PeerCred& peer, Guest* g, const req::GuestAction& ga) {
+    auto j = act(r, peer, Action{r.guest, ga.body});
+    if (j && (std::holds_alternative<action::Pin>(ga.body) || std::holds_alternative<action::Unpin>(ga.body))) {
+        json pins = json::array();
+        for (const auto& p : g->pinning()) pins.push_back(p ? json(format_cpu_list(*p)) : json());
+        (*j)["pinning"] = std::move(pins);
+    }
+    return j;
+}
+
+std::expected<json, Error> RequestHandler::vcpus(Guest* g) {
+    std::optional<Telemetry> t = g->machine() ? std::optional(g->machine()->telemetry()) : g->final_telemetry();
+    return json{{"guest", g->name()}, {"state", std::string(to_string(g->state()))}, {"vcpus", vcpus_json(*g, t, false)}};
+}
+
+std::expected<json, Error> RequestHandler::balloon(const Request& r, const PeerCred& peer, Guest* g, const req::Balloon& b) {
+    if (!g->has_balloon())
+        return std::unexpected(err(ErrorCode::Unavailable, fmt::format("guest {} has no balloon", g->name())));
+    json j;
+    if (b.target_bytes) {
+        auto a = act(r, peer, Action{r.guest, action::BalloonTarget{*b.target_bytes}});
+        if (!a) return a;
+        j = std::move(*a);
+    }
+    j["guest"] = g->name();
+    j["balloon"] = balloon_json(*g);
+    return j;
+}
+
+std::expected<json, Error> RequestHandler::disks(Guest* g) {
+    std::optional<Telemetry> t = g->machine() ? std::optional(g->machine()->telemetry()) : std::nullopt;
+    return json{{"guest", g->name()}, {"disks", disks_json(*g, t)}};
+}
+
+std::expected<json, Error> RequestHandler::metrics(Guest* g) {
+    json guests = json::array();
+    for (const auto& guest : host_.guests()) {
+        if (g && guest.get() != g) continue;
+        std::optional<Telemetry> t = guest->machine() ? std::optional(guest->machine()->telemetry()) : std::nullopt;
+        json gj = guest_summary_json(*guest, *host_.supervisor().find(guest->name()));
+        gj["vcpus"] = vcpus_json(*guest, t, true);
+        gj["balloon"] = balloon_json(*guest);
+        gj["disks"] = disks_json(*guest, t);
+        guests.push_back(std::move(gj));
+    }
+    auto now = std::chrono::steady_clock::now().time_since_epoch();
+    return json{{"monotonic_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
+                {"guests", std::move(guests)}};
+}
+
+std::expected<json, Error> RequestHandler::controller(const Request& r, const PeerCred& peer, Guest* g, const req::Controller& c) {
+    std::vector<Action> actions;
+    if (!g) {
+        if (c.mode) actions.push_back(Action{"", action::ControllerModeSet{*c.mode}});
+        if (!c.limits.empty()) {
+            ControllerLimits l = host_.actuator().controller_limits();
+            for (const auto& [name, value] : c.limits)
+                if (const ControllerLimitField* f = find_controller_limit(name)) l.*f->member = value;
+            actions.push_back(Action{"", action::ControllerLimitsSet{l}});
+        }
+    } else if (c.guest_mode || !c.release.empty() || !c.hold.empty()) {
+        GuestControl gc = host_.actuator().control(g->name());
+        if (c.guest_mode) gc.mode = *c.guest_mode;
+        for (const auto& lever : c.release) (lever == "pin" ? gc.pin_held : gc.balloon_held) = false;
+        for (const auto& lever : c.hold) (lever == "pin" ? gc.pin_held : gc.balloon_held) = true;
+        actions.push_back(Action{g->name(), action::GuestControlSet{gc}});
+    }
+    // Every value was checked by the parser, so either all of
+    // these apply or (a host-side refusal) the first fails alone.
+    json applied = json::array();
+    for (const auto& a : actions) {
+        auto res = act(r, peer, a);
+        if (!res) return res;
+        applied.push_back((*res)["seq"]);
+    }
+    json j{{"mode", std::string(to_string(host_.actuator().controller_mode()))}, {"limits", to_json(host_.actuator().controller_limits())}};
+    json guests = json::object();
+    for (const auto& guest : host_.guests())
+        if (!g || guest.get() == g) {
+            json gj = to_json(host_.actuator().control(guest->name()));
+            gj["effective_mode"] = std::string(to_string(host_.actuator().effective_mode(guest->name())));
+            guests[guest->name()] = std::move(gj);
+        }
+    j["guests"] = std::move(guests);
+    j["applied"] = std::move(applied);
+    return j;
+}
+
+std::expected<json, Error> RequestHandler::decisions(Guest* g, const req::Decisions& d) {
+    json a = json::array();
+    const auto& log = host_.actuator().decisions();
+    for (const ActionRecord* rec : log.recent(log.size())) {
+        if (a.size() >= d.limit) break;
+        if (g && rec->action.guest != g->name()) continue;
+        a.push_back(to_json(*rec));
+    }
+    return json{{"decisions", std::move(a)},
+                {"next_seq", log.next_seq()},
+                {"kept", log.size()},
+                {"capacity", log.capacity()},
+                {"evicted", log.evicted()}};
+}
+
+std::expected<json, Error> RequestHandler::undo(const Request& r, const PeerCred& peer, const req::Undo& u) {
+    ActionLog& log = host_.actuator().decisions();
+    const ActionRecord* rec = log.find(u.seq);
+    if (!rec)
+        return std::unexpected(err(ErrorCode::OutOfRange, fmt::format("no decision #{} (kept: #{} to #{})", u.seq,
+                                                                      log.next_seq() - log.size(), log.next_seq() - 1)));
+    if (rec->outcome != Outcome::Applied)
+        return std::unexpected(err(ErrorCode::Conflict, fmt::format("decision #{} was {}: nothing to undo", u.seq,
+                                                                    to_string(rec->outcome))));
+    if (rec->undone_by)
+        return std::unexpected(err(ErrorCode::Conflict, fmt::format("decision #{} was already undone by #{}", u.seq,
+                                                                    *rec->undone_by)));
+    if (rec->undo.empty())
+        return std::unexpected(err(ErrorCode::Conflict, fmt::format("decision #{} ({}) cannot be undone", u.seq,
+                                                                    action_name(rec->action.body))));
+    std::vector<Action> steps = rec->undo;  // apply() may evict rec from the ring
+    json applied = json::array();
+    uint64_t last = 0;
+    for (const auto& a : steps) {
+        ActionResult res = host_.actuator().apply(a, Origin{ActionSource::Admin, who(peer),
+                                                 fmt::format("undo of #{}{}", u.seq, r.reason.empty() ? "" : ": " + r.reason)});
+        if (ActionRecord* mine = log.find(res.seq)) mine->undoes = u.seq;
+        if (res.outcome == Outcome::Refused)
+            return std::unexpected(res.error.value_or(err(ErrorCode::Internal, "undo refused")));
+        applied.push_back(res.seq);
+        last = res.seq;
+    }
+    if (ActionRecord* orig = log.find(u.seq)) orig->undone_by = last;
+    return json{{"undone", u.seq}, {"applied", std::move(applied)}};
+}
+
+// One member per request, so each answer can be read (and tested) alone.
 std::expected<json, Error> RequestHandler::handle(const Request& r, const PeerCred& peer, ControlServer::ClientId client) {
     Guest* g = nullptr;
     if (!r.guest.empty()) {
@@ -119,156 +279,17 @@ std::expected<json, Error> RequestHandler::handle(const Request& r, const PeerCr
     }
     return std::visit(
         overloaded{
-            [&](const req::Info&) -> std::expected<json, Error> {
-                EndpointStats ends = host_.endpoint_stats();
-                auto online = online_cpus();
-                return json{{"version", VIREO_VERSION},
-                            {"pid", ::getpid()},
-                            {"name", std::string(host_.name())},
-                            {"uptime_s", seconds_since(host_.started())},
-                            {"guests", host_.guests().size()},
-                            {"control", ends.control ? json(ends.control->path) : json()},
-                            {"metrics", ends.metrics ? json(fmt::format("http://{}/metrics", ends.metrics->address)) : json()},
-                            {"controller", std::string(to_string(host_.actuator().controller_mode()))},
-                            {"host_cpus",
-                             {{"online", online ? format_cpu_list(*online) : std::string()},
-                              {"allowed", format_cpu_list(host_.allowed_cpus())}}},
-                            {"events_next_seq", host_.bus().next_seq()},
-                            {"decisions_next_seq", host_.actuator().decisions().next_seq()},
-                            {"requests", json{{"names", request_names()}}}};
-            },
-            [&](const req::List&) -> std::expected<json, Error> {
-                json a = json::array();
-                for (const auto& guest : host_.guests()) a.push_back(guest_summary_json(*guest, *host_.supervisor().find(guest->name())));
-                return json{{"guests", std::move(a)}};
-            },
-            [&](const req::GuestAction& ga) -> std::expected<json, Error> {
-                auto j = act(r, peer, Action{r.guest, ga.body});
-                if (j && (std::holds_alternative<action::Pin>(ga.body) || std::holds_alternative<action::Unpin>(ga.body))) {
-                    json pins = json::array();
-                    for (const auto& p : g->pinning()) pins.push_back(p ? json(format_cpu_list(*p)) : json());
-                    (*j)["pinning"] = std::move(pins);
-                }
-                return j;
-            },
-            [&](const req::Vcpus&) -> std::expected<json, Error> {
-                std::optional<Telemetry> t = g->machine() ? std::optional(g->machine()->telemetry()) : g->final_telemetry();
-                return json{{"guest", g->name()}, {"state", std::string(to_string(g->state()))}, {"vcpus", vcpus_json(*g, t, false)}};
-            },
-            [&](const req::Balloon& b) -> std::expected<json, Error> {
-                if (!g->has_balloon())
-                    return std::unexpected(err(ErrorCode::Unavailable, fmt::format("guest {} has no balloon", g->name())));
-                json j;
-                if (b.target_bytes) {
-                    auto a = act(r, peer, Action{r.guest, action::BalloonTarget{*b.target_bytes}});
-                    if (!a) return a;
-                    j = std::move(*a);
-                }
-                j["guest"] = g->name();
-                j["balloon"] = balloon_json(*g);
-                return j;
-            },
-            [&](const req::Disks&) -> std::expected<json, Error> {
-                std::optional<Telemetry> t = g->machine() ? std::optional(g->machine()->telemetry()) : std::nullopt;
-                return json{{"guest", g->name()}, {"disks", disks_json(*g, t)}};
-            },
-            [&](const req::Metrics&) -> std::expected<json, Error> {
-                json guests = json::array();
-                for (const auto& guest : host_.guests()) {
-                    if (g && guest.get() != g) continue;
-                    std::optional<Telemetry> t = guest->machine() ? std::optional(guest->machine()->telemetry()) : std::nullopt;
-                    json gj = guest_summary_json(*guest, *host_.supervisor().find(guest->name()));
-                    gj["vcpus"] = vcpus_json(*guest, t, true);
-                    gj["balloon"] = balloon_json(*guest);
-                    gj["disks"] = disks_json(*guest, t);
-                    guests.push_back(std::move(gj));
-                }
-                auto now = std::chrono::steady_clock::now().time_since_epoch();
-                return json{{"monotonic_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
-                            {"guests", std::move(guests)}};
-            },
-            [&](const req::Controller& c) -> std::expected<json, Error> {
-                std::vector<Action> actions;
-                if (!g) {
-                    if (c.mode) actions.push_back(Action{"", action::ControllerModeSet{*c.mode}});
-                    if (!c.limits.empty()) {
-                        ControllerLimits l = host_.actuator().controller_limits();
-                        for (const auto& [name, value] : c.limits)
-                            if (const ControllerLimitField* f = find_controller_limit(name)) l.*f->member = value;
-                        actions.push_back(Action{"", action::ControllerLimitsSet{l}});
-                    }
-                } else if (c.guest_mode || !c.release.empty() || !c.hold.empty()) {
-                    GuestControl gc = host_.actuator().control(g->name());
-                    if (c.guest_mode) gc.mode = *c.guest_mode;
-                    for (const auto& lever : c.release) (lever == "pin" ? gc.pin_held : gc.balloon_held) = false;
-                    for (const auto& lever : c.hold) (lever == "pin" ? gc.pin_held : gc.balloon_held) = true;
-                    actions.push_back(Action{g->name(), action::GuestControlSet{gc}});
-                }
-                // Every value was checked by the parser, so either all of
-                // these apply or (a host-side refusal) the first fails alone.
-                json applied = json::array();
-                for (const auto& a : actions) {
-                    auto res = act(r, peer, a);
-                    if (!res) return res;
-                    applied.push_back((*res)["seq"]);
-                }
-                json j{{"mode", std::string(to_string(host_.actuator().controller_mode()))}, {"limits", to_json(host_.actuator().controller_limits())}};
-                json guests = json::object();
-                for (const auto& guest : host_.guests())
-                    if (!g || guest.get() == g) {
-                        json gj = to_json(host_.actuator().control(guest->name()));
-                        gj["effective_mode"] = std::string(to_string(host_.actuator().effective_mode(guest->name())));
-                        guests[guest->name()] = std::move(gj);
-                    }
-                j["guests"] = std::move(guests);
-                j["applied"] = std::move(applied);
-                return j;
-            },
-            [&](const req::Decisions& d) -> std::expected<json, Error> {
-                json a = json::array();
-                const auto& log = host_.actuator().decisions();
-                for (const ActionRecord* rec : log.recent(log.size())) {
-                    if (a.size() >= d.limit) break;
-                    if (g && rec->action.guest != g->name()) continue;
-                    a.push_back(to_json(*rec));
-                }
-                return json{{"decisions", std::move(a)},
-                            {"next_seq", log.next_seq()},
-                            {"kept", log.size()},
-                            {"capacity", log.capacity()},
-                            {"evicted", log.evicted()}};
-            },
-            [&](const req::Undo& u) -> std::expected<json, Error> {
-                ActionLog& log = host_.actuator().decisions();
-                const ActionRecord* rec = log.find(u.seq);
-                if (!rec)
-                    return std::unexpected(err(ErrorCode::OutOfRange, fmt::format("no decision #{} (kept: #{} to #{})", u.seq,
-                                                                                  log.next_seq() - log.size(), log.next_seq() - 1)));
-                if (rec->outcome != Outcome::Applied)
-                    return std::unexpected(err(ErrorCode::Conflict, fmt::format("decision #{} was {}: nothing to undo", u.seq,
-                                                                                to_string(rec->outcome))));
-                if (rec->undone_by)
-                    return std::unexpected(err(ErrorCode::Conflict, fmt::format("decision #{} was already undone by #{}", u.seq,
-                                                                                *rec->undone_by)));
-                if (rec->undo.empty())
-                    return std::unexpected(err(ErrorCode::Conflict, fmt::format("decision #{} ({}) cannot be undone", u.seq,
-                                                                                action_name(rec->action.body))));
-                std::vector<Action> steps = rec->undo;  // apply() may evict rec from the ring
-                json applied = json::array();
-                uint64_t last = 0;
-                for (const auto& a : steps) {
-                    ActionResult res = host_.actuator().apply(a, Origin{ActionSource::Admin, who(peer),
-                                                             fmt::format("undo of #{}{}", u.seq, r.reason.empty() ? "" : ": " + r.reason)});
-                    if (ActionRecord* mine = log.find(res.seq)) mine->undoes = u.seq;
-                    if (res.outcome == Outcome::Refused)
-                        return std::unexpected(res.error.value_or(err(ErrorCode::Internal, "undo refused")));
-                    applied.push_back(res.seq);
-                    last = res.seq;
-                }
-                if (ActionRecord* orig = log.find(u.seq)) orig->undone_by = last;
-                return json{{"undone", u.seq}, {"applied", std::move(applied)}};
-            },
-            [&](const req::Events&) -> std::expected<json, Error> { return subscribe(r, peer, client); },
+            [&](const req::Info&) { return info(); },
+            [&](const req::List&) { return list(); },
+            [&](const req::GuestAction& x) { return guest_action(r, peer, g, x); },
+            [&](const req::Vcpus&) { return vcpus(g); },
+            [&](const req::Balloon& x) { return balloon(r, peer, g, x); },
+            [&](const req::Disks&) { return disks(g); },
+            [&](const req::Metrics&) { return metrics(g); },
+            [&](const req::Controller& x) { return controller(r, peer, g, x); },
+            [&](const req::Decisions& x) { return decisions(g, x); },
+            [&](const req::Undo& x) { return undo(r, peer, x); },
+            [&](const req::Events&) { return subscribe(r, peer, client); },
         },
         r.body);
 }

@@ -16,6 +16,7 @@
 #include "vmm/event_bus.h"
 
 namespace vireo {
+class Guest;
 class HostView;
 }
 
@@ -47,7 +48,19 @@ private:
         std::string guest;
         pid_t pid = 0;
     };
-    std::expected<nlohmann::json, Error> act(const Request& r, const PeerCred& peer, Action action);
+    using Reply = std::expected<nlohmann::json, Error>;
+    // The requests, one each (`g` is the request's guest, null when it named none).
+    Reply info();
+    Reply list();
+    Reply guest_action(const Request& r, const PeerCred& peer, Guest* g, const req::GuestAction& ga);
+    Reply vcpus(Guest* g);
+    Reply balloon(const Request& r, const PeerCred& peer, Guest* g, const req::Balloon& b);
+    Reply disks(Guest* g);
+    Reply metrics(Guest* g);
+    Reply controller(const Request& r, const PeerCred& peer, Guest* g, const req::Controller& c);
+    Reply decisions(Guest* g, const req::Decisions& d);
+    Reply undo(const Request& r, const PeerCred& peer, const req::Undo& u);
+    Reply act(const Request& r, const PeerCred& peer, Action action);
     std::expected<nlohmann::json, Error> subscribe(const Request& r, const PeerCred& peer, ControlServer::ClientId client);
     void unsubscribe(ControlServer::ClientId client);
 
