@@ -37,6 +37,7 @@ skip() {
 RUN_NO=0
 INIT_LINE="vireo-init: boot complete"
 RUN_DEADLINE=/tmp/vireo-l1/run-deadline
+KILL_AFTER=5 # s from timeout's SIGTERM to its SIGKILL
 
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
@@ -66,16 +67,17 @@ run_vmm() {
     : >"$base.stamp"
     local start
     start=$(now_us)
-    # For the runner's heartbeat: a run still going 30 s after its timeout
-    # sent SIGKILL is stuck in L1's kernel (see l1-runner).
-    echo "$((EPOCHSECONDS + tmo + 35)) $tmo $JOB" >"$RUN_DEADLINE"
+    # For the runner's heartbeat: a run still going 30 s after timeout's
+    # SIGKILL (sent KILL_AFTER s after its TERM) is stuck in L1's kernel
+    # (see l1-runner).
+    echo "$((EPOCHSECONDS + tmo + KILL_AFTER + 30)) $tmo $JOB" >"$RUN_DEADLINE"
     if [[ -n $show ]]; then
-        timeout -k 5 "$tmo" "$@" </dev/null 2> >(tee "$LOG" >/dev/console) |
+        timeout -k "$KILL_AFTER" "$tmo" "$@" </dev/null 2> >(tee "$LOG" >/dev/console) |
             stamp_console "$base.stamp" "$start" tty >"$CONSOLE"
         STATUS=${PIPESTATUS[0]}
         [[ -n ${!:-} ]] && wait $! 2>/dev/null # the tee of the log
     else
-        timeout -k 5 "$tmo" "$@" </dev/null 2>"$LOG" | stamp_console "$base.stamp" "$start" >"$CONSOLE"
+        timeout -k "$KILL_AFTER" "$tmo" "$@" </dev/null 2>"$LOG" | stamp_console "$base.stamp" "$start" >"$CONSOLE"
         STATUS=${PIPESTATUS[0]}
     fi
     rm -f "$RUN_DEADLINE"

@@ -24,6 +24,11 @@ std::string who(const PeerCred& p) { return fmt::format("uid {} pid {}", p.uid, 
 double seconds_since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
+
+// The running machine's telemetry; none while the guest is stopped.
+std::optional<Telemetry> live_telemetry(const Guest& g) {
+    return g.machine() ? std::optional(g.machine()->telemetry()) : std::nullopt;
+}
 }  // namespace
 
 RequestHandler::~RequestHandler() {
@@ -147,7 +152,8 @@ std::expected<json, Error> RequestHandler::guest_action(const Request& r, const 
 }
 
 std::expected<json, Error> RequestHandler::vcpus(Guest* g) {
-    std::optional<Telemetry> t = g->machine() ? std::optional(g->machine()->telemetry()) : g->final_telemetry();
+    std::optional<Telemetry> t = live_telemetry(*g);
+    if (!t) t = g->final_telemetry();  // a stopped guest: what it had when it stopped
     return json{{"guest", g->name()}, {"state", std::string(to_string(g->state()))}, {"vcpus", vcpus_json(*g, t, false)}};
 }
 
@@ -166,7 +172,7 @@ std::expected<json, Error> RequestHandler::balloon(const Request& r, const PeerC
 }
 
 std::expected<json, Error> RequestHandler::disks(Guest* g) {
-    std::optional<Telemetry> t = g->machine() ? std::optional(g->machine()->telemetry()) : std::nullopt;
+    std::optional<Telemetry> t = live_telemetry(*g);
     return json{{"guest", g->name()}, {"disks", disks_json(*g, t)}};
 }
 
@@ -174,7 +180,7 @@ std::expected<json, Error> RequestHandler::metrics(Guest* g) {
     json guests = json::array();
     for (const auto& guest : host_.guests()) {
         if (g && guest.get() != g) continue;
-        std::optional<Telemetry> t = guest->machine() ? std::optional(guest->machine()->telemetry()) : std::nullopt;
+        std::optional<Telemetry> t = live_telemetry(*guest);
         json gj = guest_summary_json(*guest, *host_.supervisor().find(guest->name()));
         gj["vcpus"] = vcpus_json(*guest, t, true);
         gj["balloon"] = balloon_json(*guest);
