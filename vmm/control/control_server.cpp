@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "vmm/log.h"
+#include "vmm/send_buffer.h"
 
 namespace vireo::control {
 
@@ -237,16 +238,7 @@ void ControlServer::process_lines(ClientId id) {
 }
 
 bool ControlServer::flush(Client& c) {
-    while (c.out_pos < c.out.size()) {
-        ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            c.out_pos += size_t(n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        return false;
-    }
+    if (send_pending(c.fd.get(), c.out, c.out_pos) == SendProgress::broken) return false;
     if (c.out_pos == c.out.size()) {
         c.out.clear();
         c.out_pos = 0;

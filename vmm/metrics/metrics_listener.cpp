@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "vmm/log.h"
+#include "vmm/send_buffer.h"
 
 namespace vireo {
 
@@ -125,17 +126,8 @@ void MetricsListener::on_conn(uint64_t id, uint32_t events) {
     if (it == conns_.end()) return;
     Conn& c = it->second;
     if (c.responding) {
-        while (c.out_pos < c.out.size()) {
-            ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n > 0) {
-                c.out_pos += size_t(n);
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-            return close_conn(id);
-        }
-        return close_conn(id);  // Connection: close
+        if (send_pending(c.fd.get(), c.out, c.out_pos) == SendProgress::would_block) return;
+        return close_conn(id);  // all sent (Connection: close) or broken
     }
     if (events & EPOLLIN) {
         char buf[4096];
