@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/elf32_header.h"
 #include "tests/kvm/vireo_process.h"
 #include "vireo/exit_status.h"
 
@@ -192,20 +193,11 @@ TEST_F(BadKernel, RandomBytes) {
 // written byte by byte so no 32-bit toolchain is needed.
 TEST_F(BadKernel, Elf32) {
     const unsigned char code[] = {0xeb, 0xfe};  // jmp .
-    Elf32_Ehdr eh{};
-    std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-    eh.e_ident[EI_CLASS] = ELFCLASS32;
-    eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    eh.e_ident[EI_VERSION] = EV_CURRENT;
-    eh.e_type = ET_EXEC;
-    eh.e_machine = EM_386;
-    eh.e_version = EV_CURRENT;
+    const uint32_t size = sizeof(Elf32_Ehdr) + sizeof(Elf32_Phdr) + sizeof code;
+    Elf32_Ehdr eh = testimg::elf32_exec_header(0x200000 + sizeof(Elf32_Ehdr) + sizeof(Elf32_Phdr));
     eh.e_phoff = sizeof(Elf32_Ehdr);
-    eh.e_ehsize = sizeof(Elf32_Ehdr);
     eh.e_phentsize = sizeof(Elf32_Phdr);
     eh.e_phnum = 1;
-    const uint32_t size = sizeof(Elf32_Ehdr) + sizeof(Elf32_Phdr) + sizeof code;
-    eh.e_entry = 0x200000 + sizeof(Elf32_Ehdr) + sizeof(Elf32_Phdr);
     Elf32_Phdr ph{};
     ph.p_type = PT_LOAD;
     ph.p_offset = 0;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/elf32_header.h"
 #include "vireo/testguest_abi.h"
 
 namespace vireo::testimg {
@@ -162,16 +163,7 @@ inline std::vector<uint8_t> make_elf64(const ElfSpec& s = {}) {
 
 // A minimal 32-bit x86 ELF header (what a 32-bit-only kernel looks like).
 inline std::vector<uint8_t> make_elf32() {
-    Elf32_Ehdr eh{};
-    std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-    eh.e_ident[EI_CLASS] = ELFCLASS32;
-    eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    eh.e_ident[EI_VERSION] = EV_CURRENT;
-    eh.e_type = ET_EXEC;
-    eh.e_machine = EM_386;
-    eh.e_version = EV_CURRENT;
-    eh.e_entry = 0x100000;
-    eh.e_ehsize = sizeof eh;
+    Elf32_Ehdr eh = elf32_exec_header(0x100000);
     std::vector<uint8_t> f(sizeof eh + 64, 0);
     std::memcpy(f.data(), &eh, sizeof eh);
     return f;
