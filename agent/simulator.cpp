@@ -215,20 +215,24 @@ void Simulator::step() {
         apply(pending_.front().action);
         pending_.pop_front();
     }
-    const size_t t = tick_;
-    const double dt = scenario_.tick_s, dt_ns = dt * 1e9;
-    const unsigned ncpu = scenario_.host_cpus;
+    run_vcpus(place_vcpus());
+    count_busy_siblings_pinned_together();
+    step_memory();
+    ++tick_;
+}
 
-    // Where each vCPU runs this tick: pinned ones first, then the kernel
-    // places the others in a random order.
+double Simulator::background_load(unsigned cpu) const {
+    const auto& bg = scenario_.background;
+    return cpu < bg.size() && tick_ < bg[cpu].size() ? bg[cpu][tick_] : 0.0;
+}
+
+// Where each vCPU runs this tick: pinned ones first, then the kernel places
+// the others in a random order.
+std::vector<Simulator::Placed> Simulator::place_vcpus() {
+    const size_t t = tick_;
+    const unsigned ncpu = scenario_.host_cpus;
     std::vector<double> load(ncpu, 0.0);
-    for (unsigned c = 0; c < ncpu; ++c)
-        if (c < scenario_.background.size() && t < scenario_.background[c].size()) load[c] = scenario_.background[c][t];
-    struct Placed {
-        size_t guest, vcpu;
-        unsigned cpu;
-        double demand;
-    };
+    for (unsigned c = 0; c < ncpu; ++c) load[c] = background_load(c);
     std::vector<Placed> placed;
     std::vector<std::pair<size_t, size_t>> unpinned;
     auto least_loaded = [&](const std::vector<unsigned>& among) {
@@ -265,13 +269,20 @@ void Simulator::step() {
         placed.push_back({i, v, cpu, d});
     }
 
-    // What each got (max-min fair share of each CPU, as CFS gives equal
-    // weights), and what it waited.
+    return placed;
+}
+
+// What each placed vCPU got (max-min fair share of each CPU, as CFS gives
+// equal weights), and what it waited.
+void Simulator::run_vcpus(const std::vector<Placed>& placed) {
+    const size_t t = tick_;
+    const double dt = scenario_.tick_s, dt_ns = dt * 1e9;
+    const unsigned ncpu = scenario_.host_cpus;
     std::vector<std::vector<size_t>> on_cpu(ncpu);
     for (size_t k = 0; k < placed.size(); ++k) on_cpu[placed[k].cpu].push_back(k);
     std::vector<double> run_of(placed.size(), 0.0), ran(ncpu, 0.0), bg_ran(ncpu, 0.0);
     for (unsigned c = 0; c < ncpu; ++c) {
-        double bg = c < scenario_.background.size() && t < scenario_.background[c].size() ? scenario_.background[c][t] : 0.0;
+        double bg = background_load(c);
         // Water-filling: everyone gets min(demand, level), the level set so the CPU is full.
         std::vector<double> wants;
         for (size_t k : on_cpu[c]) wants.push_back(placed[k].demand);
@@ -305,6 +316,9 @@ void Simulator::step() {
         }
     }
     for (unsigned c = 0; c < ncpu; ++c) cpu_busy_ns_[c] += std::min(1.0, ran[c] + bg_ran[c]) * dt_ns;
+}
+
+void Simulator::count_busy_siblings_pinned_together() {
     for (size_t i = 0; i < guests_.size(); ++i) {
         if (!guests_[i].running) continue;
         std::vector<unsigned> busy_pins;
@@ -315,7 +329,13 @@ void Simulator::step() {
         if (std::adjacent_find(busy_pins.begin(), busy_pins.end()) != busy_pins.end()) ++metrics_.busy_siblings_pinned_together;
     }
 
-    // Memory.
+}
+
+// Balloons move toward their targets; what guests lack is swapped, what they
+// have spare is idle; the host's free share follows.
+void Simulator::step_memory() {
+    const size_t t = tick_;
+    const double dt = scenario_.tick_s;
     double resident = 0;
     for (size_t i = 0; i < guests_.size(); ++i) {
         const SimGuest& spec = scenario_.guests[i];
@@ -376,7 +396,6 @@ void Simulator::step() {
         host_available_fraction_ = std::max(0.0, 1.0 - resident / double(scenario_.host_ram_bytes));
         if (resident > double(scenario_.host_ram_bytes)) ++metrics_.failed_allocations, ++metrics_.host_short_ticks;
     }
-    ++tick_;
 }
 
 SimMetrics Simulator::metrics() const {

@@ -144,6 +144,17 @@ private:
 
     void apply(const Action& action);
     void admit_and_retire();
+    // One tick's parts, in the order step() runs them.
+    struct Placed {
+        size_t guest, vcpu;
+        unsigned cpu;
+        double demand;
+    };
+    double background_load(unsigned cpu) const;  // this tick's, 0 where the scenario has none
+    std::vector<Placed> place_vcpus();
+    void run_vcpus(const std::vector<Placed>& placed);
+    void count_busy_siblings_pinned_together();
+    void step_memory();
     double now_s() const { return double(tick_) * scenario_.tick_s; }
 
     Scenario scenario_;
