@@ -543,9 +543,128 @@ int run_record(const Ctl& ctl, double seconds, double interval_s, const std::str
     return samples ? status : (status ? status : kExitError);
 }
 
-}  // namespace
 
 enum class Print { Raw, List, Vcpus, Balloon, Disks, Decisions, Controller, Events };
+
+// One subcommand per request of the control protocol, made from its table
+// (vmm/control/request_table.h): the same names, guests and fields the
+// server accepts.
+struct RequestCommands {
+    struct Subcommand {
+        const vireo::control::RequestSpec* spec;
+        CLI::App* app;
+        std::vector<std::pair<std::string, CLI::Option*>> options;  // field key -> its option
+    };
+    std::vector<Subcommand> subcommands;
+    std::string guest;
+    std::map<std::string, std::vector<std::string>> values;  // field key -> values as typed
+    std::map<std::string, std::string> single;               // the single-valued fields, before they join `values`
+
+    void add_to(CLI::App& app) {
+        for (const auto& spec : vireo::control::request_specs()) {
+            auto* sub = app.add_subcommand(std::string(spec.name), std::string(spec.help));
+            using vireo::control::GuestArg;
+            if (spec.guest == GuestArg::Required) sub->add_option("guest", guest, std::string(spec.guest_help))->required();
+            else if (spec.guest == GuestArg::Optional)
+                sub->add_option(spec.optional_guest_positional ? "guest" : "--guest", guest, std::string(spec.guest_help));
+            Subcommand sc{&spec, sub, {}};
+            for (const auto& f : spec.fields) {
+                using vireo::control::FieldType;
+                std::string name = f.flag.empty() ? std::string(f.key) : std::string(f.flag);
+                CLI::Option* o;
+                // A single value binds to a string (a vector positional would
+                // swallow the positionals after it); repeatable ones to a list.
+                if (f.type == FieldType::Names || f.type == FieldType::Settings)
+                    o = sub->add_option(name, values[std::string(f.key)], std::string(f.help));
+                else
+                    o = sub->add_option(name, single[std::string(f.key)], std::string(f.help));
+                if (f.required) o->required();
+                sc.options.emplace_back(std::string(f.key), o);
+            }
+            subcommands.push_back(std::move(sc));
+        }
+    }
+
+    // After parsing: the request of the subcommand given (request stays
+    // null where none of these was), and how to print its answer.
+    std::expected<void, std::string> parsed_request(json& request, Print& print) {
+        for (const auto& sc : subcommands) {
+            if (!sc.app->parsed()) continue;
+            for (const auto& [key, option] : sc.options)
+                if (option->count() && single.contains(key)) values[key] = {single[key]};
+            auto r = vireo::control::build_request(*sc.spec, guest, values);
+            if (!r) return std::unexpected(r.error());
+            request = std::move(*r);
+            static const std::map<std::string_view, Print> printers = {
+                {"list", Print::List},         {"vcpus", Print::Vcpus},         {"balloon", Print::Balloon},
+                {"disks", Print::Disks},       {"controller", Print::Controller}, {"decisions", Print::Decisions},
+                {"events", Print::Events}};
+            if (auto it = printers.find(sc.spec->name); it != printers.end()) print = it->second;
+        }
+        return {};
+    }
+};
+
+// A stream: prints each event line until vireo closes or Ctrl-C.
+int run_events(Ctl& ctl, const json& request) {
+    auto c = ctl.connect();
+    if (!c) {
+        std::fprintf(stderr, "vireoctl: %s\n", c.error().c_str());
+        return kExitUnreachable;
+    }
+    auto r = c->call(request);
+    if (!r) {
+        std::fprintf(stderr, "vireoctl: %s\n", r.error().c_str());
+        return kExitUnreachable;
+    }
+    if (r->contains("error")) {
+        std::fprintf(stderr, "vireoctl: error: %s\n", str((*r)["error"]["message"]).c_str());
+        return kExitError;
+    }
+    ::signal(SIGINT, on_quit);
+    while (!g_quit) {
+        auto line = c->read_line(std::chrono::milliseconds(200));
+        if (!line) {
+            if (line.error() == "timeout") continue;
+            break;
+        }
+        if (ctl.json_out) {
+            std::cout << *line << "\n" << std::flush;
+            continue;
+        }
+        auto j = json::parse(*line, nullptr, false);
+        if (j.is_discarded() || !j.contains("event")) continue;
+        json e = j["event"];
+        std::string rest;
+        for (auto it = e.begin(); it != e.end(); ++it)
+            if (it.key() != "seq" && it.key() != "time" && it.key() != "type" && it.key() != "guest")
+                rest += fmt::format(" {}={}", it.key(), it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
+        std::cout << fmt::format("#{} {} {}{}{}\n", e["seq"].get<uint64_t>(), str(e["time"]), str(e["type"]),
+                                 e.contains("guest") ? " " + str(e["guest"]) : "", rest)
+                  << std::flush;
+    }
+    return 0;
+}
+
+void print_result(Print print, const json& request, const std::string& guest, const json& result) {
+    switch (print) {
+        case Print::List: print_list(result); break;
+        case Print::Vcpus: print_vcpus(result); break;
+        case Print::Balloon: print_balloon(result); break;
+        case Print::Disks: print_disks(result); break;
+        case Print::Decisions: print_decisions(result); break;
+        case Print::Controller: print_controller(result); break;
+        default:
+            if (result.contains("outcome"))
+                std::cout << fmt::format("{} {}: {} (decision #{}){}\n", str(request.at("request")), guest, str(result.at("outcome")),
+                                         str(result.value("seq", json())),
+                                         result.contains("state") ? ", now " + str(result.at("state")) : std::string());
+            else
+                std::cout << result.dump(2) << "\n";
+    }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     Ctl ctl;
@@ -557,40 +676,8 @@ int main(int argc, char** argv) {
     app.add_flag("--json", ctl.json_out, "print the response's result as JSON (for scripts)");
     app.add_option("--reason", ctl.reason, "why: recorded with the action in the decision log");
 
-    // One subcommand per request of the control protocol, made from its
-    // table (vmm/control/request_table.h): the same names, guests and
-    // fields the server accepts.
-    struct Subcommand {
-        const vireo::control::RequestSpec* spec;
-        CLI::App* app;
-        std::vector<std::pair<std::string, CLI::Option*>> options;  // field key -> its option
-    };
-    std::vector<Subcommand> subcommands;
-    std::string guest;
-    std::map<std::string, std::vector<std::string>> values;  // field key -> values as typed
-    std::map<std::string, std::string> single;               // the single-valued fields, before they join `values`
-    for (const auto& spec : vireo::control::request_specs()) {
-        auto* sub = app.add_subcommand(std::string(spec.name), std::string(spec.help));
-        using vireo::control::GuestArg;
-        if (spec.guest == GuestArg::Required) sub->add_option("guest", guest, std::string(spec.guest_help))->required();
-        else if (spec.guest == GuestArg::Optional)
-            sub->add_option(spec.optional_guest_positional ? "guest" : "--guest", guest, std::string(spec.guest_help));
-        Subcommand sc{&spec, sub, {}};
-        for (const auto& f : spec.fields) {
-            using vireo::control::FieldType;
-            std::string name = f.flag.empty() ? std::string(f.key) : std::string(f.flag);
-            CLI::Option* o;
-            // A single value binds to a string (a vector positional would
-            // swallow the positionals after it); repeatable ones to a list.
-            if (f.type == FieldType::Names || f.type == FieldType::Settings)
-                o = sub->add_option(name, values[std::string(f.key)], std::string(f.help));
-            else
-                o = sub->add_option(name, single[std::string(f.key)], std::string(f.help));
-            if (f.required) o->required();
-            sc.options.emplace_back(std::string(f.key), o);
-        }
-        subcommands.push_back(std::move(sc));
-    }
+    RequestCommands requests;
+    requests.add_to(app);
     double interval_s = 1;
     int iterations = 0;
     double record_s = 60;
@@ -612,21 +699,9 @@ int main(int argc, char** argv) {
 
     json request;
     Print print = Print::Raw;
-    for (const auto& sc : subcommands) {
-        if (!sc.app->parsed()) continue;
-        for (const auto& [key, option] : sc.options)
-            if (option->count() && single.contains(key)) values[key] = {single[key]};
-        auto r = vireo::control::build_request(*sc.spec, guest, values);
-        if (!r) {
-            std::fprintf(stderr, "vireoctl: %s\n", r.error().c_str());
-            return kExitUsage;
-        }
-        request = std::move(*r);
-        static const std::map<std::string_view, Print> printers = {
-            {"list", Print::List},         {"vcpus", Print::Vcpus},         {"balloon", Print::Balloon},
-            {"disks", Print::Disks},       {"controller", Print::Controller}, {"decisions", Print::Decisions},
-            {"events", Print::Events}};
-        if (auto it = printers.find(sc.spec->name); it != printers.end()) print = it->second;
+    if (auto r = requests.parsed_request(request, print); !r) {
+        std::fprintf(stderr, "vireoctl: %s\n", r.error().c_str());
+        return kExitUsage;
     }
     if (record->parsed()) {
         if (interval_s < 0.1 || record_s < 0) {
@@ -643,44 +718,7 @@ int main(int argc, char** argv) {
     }
 
     if (print == Print::Events) {
-        // A stream: print each event line until vireo closes or Ctrl-C.
-        auto c = ctl.connect();
-        if (!c) {
-            std::fprintf(stderr, "vireoctl: %s\n", c.error().c_str());
-            return kExitUnreachable;
-        }
-        auto r = c->call(request);
-        if (!r) {
-            std::fprintf(stderr, "vireoctl: %s\n", r.error().c_str());
-            return kExitUnreachable;
-        }
-        if (r->contains("error")) {
-            std::fprintf(stderr, "vireoctl: error: %s\n", str((*r)["error"]["message"]).c_str());
-            return kExitError;
-        }
-        ::signal(SIGINT, on_quit);
-        while (!g_quit) {
-            auto line = c->read_line(std::chrono::milliseconds(200));
-            if (!line) {
-                if (line.error() == "timeout") continue;
-                break;
-            }
-            if (ctl.json_out) {
-                std::cout << *line << "\n" << std::flush;
-                continue;
-            }
-            auto j = json::parse(*line, nullptr, false);
-            if (j.is_discarded() || !j.contains("event")) continue;
-            json e = j["event"];
-            std::string rest;
-            for (auto it = e.begin(); it != e.end(); ++it)
-                if (it.key() != "seq" && it.key() != "time" && it.key() != "type" && it.key() != "guest")
-                    rest += fmt::format(" {}={}", it.key(), it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
-            std::cout << fmt::format("#{} {} {}{}{}\n", e["seq"].get<uint64_t>(), str(e["time"]), str(e["type"]),
-                                     e.contains("guest") ? " " + str(e["guest"]) : "", rest)
-                      << std::flush;
-        }
-        return 0;
+        return run_events(ctl, request);
     }
 
     int status = 0;
@@ -690,20 +728,6 @@ int main(int argc, char** argv) {
         std::cout << result->dump() << "\n";
         return 0;
     }
-    switch (print) {
-        case Print::List: print_list(*result); break;
-        case Print::Vcpus: print_vcpus(*result); break;
-        case Print::Balloon: print_balloon(*result); break;
-        case Print::Disks: print_disks(*result); break;
-        case Print::Decisions: print_decisions(*result); break;
-        case Print::Controller: print_controller(*result); break;
-        default:
-            if (result->contains("outcome"))
-                std::cout << fmt::format("{} {}: {} (decision #{}){}\n", str(request["request"]), guest, str((*result)["outcome"]),
-                                         str((*result)["seq"]),
-                                         result->contains("state") ? ", now " + str((*result)["state"]) : std::string());
-            else
-                std::cout << result->dump(2) << "\n";
-    }
+    print_result(print, request, requests.guest, *result);
     return 0;
 }
