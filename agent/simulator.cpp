@@ -328,7 +328,6 @@ void Simulator::count_busy_siblings_pinned_together() {
         std::sort(busy_pins.begin(), busy_pins.end());
         if (std::adjacent_find(busy_pins.begin(), busy_pins.end()) != busy_pins.end()) ++metrics_.busy_siblings_pinned_together;
     }
-
 }
 
 // Balloons move toward their targets; what guests lack is swapped, what they

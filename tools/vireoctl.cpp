@@ -543,7 +543,6 @@ int run_record(const Ctl& ctl, double seconds, double interval_s, const std::str
     return samples ? status : (status ? status : kExitError);
 }
 
-
 enum class Print { Raw, List, Vcpus, Balloon, Disks, Decisions, Controller, Events };
 
 // One subcommand per request of the control protocol, made from its table
